@@ -1,0 +1,310 @@
+"""Command line for building, inspecting and verifying boot manifests.
+
+Exit codes, for every subcommand: 0 success (``verify``: the manifest is
+valid), 1 failure (``verify``: invalid, with the reason; ``build``: an
+input was refused), 2 usage error (bad arguments, unreadable file or
+key). The real clock is read only here, through ``SystemClock``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+
+from bootmanifest import build, sign
+from bootmanifest.errors import ManifestError
+from services._runtime.clock import SystemClock, epoch_seconds
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+EXIT_HELP = """\
+exit codes:
+  0  success (verify: manifest valid)
+  1  refused (verify: invalid, reason printed; build: bad input)
+  2  usage error (bad arguments, unreadable file or key)
+"""
+
+
+class UsageError(Exception):
+    """Bad arguments or unreadable files: exit 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    top = argparse.ArgumentParser(
+        prog="python -m bootmanifest",
+        description="Build, sign, inspect and verify capOS boot manifests.",
+        epilog=EXIT_HELP,
+        formatter_class=fmt,
+    )
+    sub = top.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser(
+        "build",
+        help="build and sign a manifest",
+        description="Build a BootManifest from bootmanifest/data, "
+        "services.json and presets.json, and sign it. Issue time is "
+        "SOURCE_DATE_EPOCH if set, else now.",
+        epilog=EXIT_HELP,
+        formatter_class=fmt,
+    )
+    b.add_argument("--out", type=Path, default=Path("build/manifest.bin"),
+                   help="output file (default: build/manifest.bin)")
+    b.add_argument("--key", type=Path, action="append",
+                   help="Ed25519 PKCS#8 PEM signing key; repeat for several "
+                   f"signers (default: {sign.DEFAULT_KEY}, created if absent)")
+    b.add_argument("--version", type=int, dest="manifest_version",
+                   help="manifest version (default: the issue time in "
+                   "epoch seconds, so later builds are higher)")
+    b.add_argument("--valid-days", type=int, default=90,
+                   help="days until expiry (default: 90)")
+    b.add_argument("--threshold", type=int, default=1,
+                   help="signatures a successor needs (default: 1)")
+    b.add_argument("--extra-anchor", action="append", default=[],
+                   metavar="NAME=PEMFILE",
+                   help="extra anchor granted to services whose inputs "
+                   "name anchor:NAME (e.g. acme-test-root=pebble.minica.pem)")
+    b.add_argument("--ct-mode", choices=("enforce", "report-only"),
+                   default="enforce", help="CT enforcement (default: enforce)")
+    b.add_argument("--services", type=Path, default=build.SERVICES_FILE,
+                   help="service graph JSON (default: %(default)s)")
+    b.add_argument("--presets", type=Path, default=build.PRESETS_FILE,
+                   help="policy presets JSON (default: %(default)s)")
+    b.add_argument("--data-dir", type=Path, default=build.DATA_DIR,
+                   help="roots/ and ct/ inputs (default: %(default)s)")
+
+    i = sub.add_parser("inspect", help="summarize a signed manifest",
+                       description="Show a signed manifest's contents "
+                       "without verifying it.", epilog=EXIT_HELP,
+                       formatter_class=fmt)
+    i.add_argument("file", type=Path)
+    i.add_argument("--json", action="store_true", help="JSON output")
+
+    v = sub.add_parser("verify", help="verify a signed manifest",
+                       description="Verify signature, threshold, version "
+                       "and expiry at the current time.", epilog=EXIT_HELP,
+                       formatter_class=fmt)
+    v.add_argument("file", type=Path)
+    v.add_argument("--pubkey", type=Path, action="append", required=True,
+                   help="trusted public key file (PEM, or 64 hex chars); "
+                   "repeatable")
+    v.add_argument("--threshold", type=int, default=1,
+                   help="trusted signatures required (default: 1)")
+    v.add_argument("--installed-version", type=int, default=0,
+                   help="version installed now; lower is rollback")
+    v.add_argument("--json", action="store_true", help="JSON output")
+
+    p = sub.add_parser("pubkey", help="print the verifying public key",
+                       description="Export the public half of the signing "
+                       "key.", epilog=EXIT_HELP, formatter_class=fmt)
+    p.add_argument("--key", type=Path,
+                   help=f"signing key (default: {sign.DEFAULT_KEY})")
+    p.add_argument("--pem", action="store_true",
+                   help="PEM SubjectPublicKeyInfo instead of raw hex")
+    return top
+
+
+def _issue_time() -> int:
+    env = os.environ.get("SOURCE_DATE_EPOCH")
+    if env is not None:
+        if not env.isdigit():
+            raise UsageError("SOURCE_DATE_EPOCH must be an integer")
+        return int(env)
+    return epoch_seconds(SystemClock().now())
+
+
+def _load_key(path: Path | None) -> Any:
+    try:
+        return sign.load_or_create_key(path)
+    except (OSError, ValueError) as err:
+        raise UsageError(f"key {path or sign.DEFAULT_KEY}: {err}") from err
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise UsageError(f"cannot read {path}: {err.strerror}") from err
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    extras = []
+    for spec in args.extra_anchor:
+        name, sep, pem_file = spec.partition("=")
+        if not sep:
+            raise UsageError(f"--extra-anchor {spec!r}: expected NAME=PEMFILE")
+        extras.append(build.extra_anchor_from_pem(name, _read(Path(pem_file))))
+    if args.valid_days < 1:
+        raise UsageError("--valid-days must be at least 1")
+    keys = [_load_key(k) for k in (args.key or [None])]
+    ids = tuple(sign.key_id(k.public_key()) for k in keys)
+    if len(set(ids)) != len(ids):
+        raise UsageError("the same key given twice")
+    if not 1 <= args.threshold <= len(keys):
+        raise UsageError("--threshold must be 1..number of --key")
+    inputs = build.read_inputs(
+        args.data_dir, args.services, args.presets, tuple(extras)
+    )
+    issued = _issue_time()
+    params = build.BuildParams(
+        version=args.manifest_version
+        if args.manifest_version is not None
+        else issued,
+        issued_at=issued,
+        expires_at=issued + args.valid_days * 86400,
+        ct_enforce=args.ct_mode == "enforce",
+        threshold=args.threshold,
+        signers=ids,
+    )
+    if params.version < 0:
+        raise UsageError("--version must not be negative")
+    signed = sign.sign(build.assemble(inputs, params), keys)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(signed)
+    elapsed = time.perf_counter() - started
+    print(
+        f"wrote {args.out} ({len(signed)} bytes, version {params.version}, "
+        f"{len(inputs.roots.roots)} anchors, {len(inputs.ct_logs.logs)} CT "
+        f"logs, {len(keys)} signature(s)) in {elapsed:.2f}s"
+    )
+    return EXIT_OK
+
+
+def summary(signed: bytes) -> dict[str, Any]:
+    """What ``inspect`` shows (without verifying anything)."""
+    manifest, sigs = sign.read_envelope(signed)
+    r = sign.read_manifest(manifest)
+    anchors = r.rootBundle.anchors
+    return {
+        "version": r.version,
+        "issuedAt": r.issuedAt,
+        "expiresAt": r.expiresAt,
+        "manifestSha256": hashlib.sha256(manifest).hexdigest(),
+        "manifestBytes": len(manifest),
+        "rootBundle": {
+            "source": r.rootBundle.source,
+            "nssVersion": r.rootBundle.nssVersion,
+            "date": r.rootBundle.date,
+            "anchors": len(anchors),
+            "tlsAnchors": sum(a.trustServerAuth for a in anchors),
+            "emailAnchors": sum(a.trustEmail for a in anchors),
+        },
+        "ctLogList": {
+            "version": r.ctLogList.version,
+            "timestamp": r.ctLogList.timestamp,
+            "logs": len(r.ctLogList.logs),
+            "tiled": sum(log.tiled for log in r.ctLogList.logs),
+        },
+        "ctEnforcement": str(r.ctEnforcement),
+        "presets": [p.name for p in r.presets],
+        "extraAnchors": [a.name for a in r.extraAnchors],
+        "threshold": r.threshold,
+        "trustedSigners": [bytes(s).hex() for s in r.signers],
+        "signatures": [kid.hex() for kid, _ in sigs],
+        "services": [
+            {
+                "name": s.name,
+                "module": s.module,
+                "exports": list(s.exports),
+                "grants": [f"{g.name}={g.provider}.{g.cap}" for g in s.grants],
+                "inputs": list(s.inputs),
+                "network": s.network,
+                "listen": list(s.listen),
+            }
+            for s in r.services
+        ],
+    }
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    info = summary(_read(args.file))
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return EXIT_OK
+    rb, ct = info["rootBundle"], info["ctLogList"]
+    print(f"version      {info['version']}")
+    print(f"issuedAt     {info['issuedAt']}")
+    print(f"expiresAt    {info['expiresAt']}")
+    print(f"sha256       {info['manifestSha256']} ({info['manifestBytes']} B)")
+    print(f"anchors      {rb['anchors']} ({rb['tlsAnchors']} TLS, "
+          f"{rb['emailAnchors']} email), NSS {rb['nssVersion']}")
+    print(f"CT logs      {ct['logs']} ({ct['tiled']} tiled), list "
+          f"{ct['version']} of {ct['timestamp']}, {info['ctEnforcement']}")
+    print(f"presets      {', '.join(info['presets'])}")
+    print(f"extra        {', '.join(info['extraAnchors']) or '-'}")
+    print(f"signed by    {', '.join(info['signatures'])}")
+    print(f"threshold    {info['threshold']} of "
+          f"{', '.join(info['trustedSigners'])}")
+    for s in info["services"]:
+        print(f"service      {s['name']} ({s['module']}) grants "
+              f"{', '.join(s['grants']) or '-'}")
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    try:
+        keys = [sign.load_public(_read(p)) for p in args.pubkey]
+    except ValueError as err:
+        raise UsageError(f"--pubkey: {err}") from err
+    if args.threshold < 1:
+        raise UsageError("--threshold must be at least 1")
+    signed = _read(args.file)
+    try:
+        reader = sign.verify(
+            signed, keys, args.threshold, args.installed_version,
+            SystemClock().now(),
+        )
+    except ManifestError as err:
+        if args.json:
+            print(json.dumps({"valid": False, "reason": str(err.reason),
+                              "detail": err.detail}))
+        else:
+            print(f"INVALID {err.reason}: {err.detail}")
+        return EXIT_INVALID
+    if args.json:
+        print(json.dumps({"valid": True, "version": reader.version,
+                          "expiresAt": reader.expiresAt}))
+    else:
+        print(f"VALID version {reader.version}, expires {reader.expiresAt}")
+    return EXIT_OK
+
+
+def cmd_pubkey(args: argparse.Namespace) -> int:
+    public = _load_key(args.key).public_key()
+    if args.pem:
+        sys.stdout.write(public.public_bytes(
+            serialization.Encoding.PEM,
+            serialization.PublicFormat.SubjectPublicKeyInfo,
+        ).decode("ascii"))
+    else:
+        print(sign.raw_public(public).hex())
+    return EXIT_OK
+
+
+COMMANDS = {"build": cmd_build, "inspect": cmd_inspect,
+            "verify": cmd_verify, "pubkey": cmd_pubkey}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as done:
+        return int(done.code or 0)
+    try:
+        return COMMANDS[args.command](args)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except ManifestError as err:
+        print(f"error: {err.reason}: {err.detail}", file=sys.stderr)
+        return EXIT_INVALID

@@ -1,0 +1,178 @@
+"""capos-init: verify the boot manifest, then start and wire the services.
+
+Console protocol (one line each, read by the harness on the serial port):
+
+- ``CAPOS-STAGE <name> t=<seconds>``: a boot stage finished;
+- ``CAPOS-FATAL <reason>: <detail>``: the boot stopped; nothing runs;
+- ``CAPOS-READY services=<a,b,...> t=<seconds>``: every service is up;
+- ``CAPOS-EXIT <service> status=<n>``: a service process ended.
+
+Exit status: 0 after an orderly shutdown, 3 when the manifest is refused,
+4 when the service graph cannot be started, 2 on usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ctypes
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import capnp  # type: ignore[import-untyped]
+
+from services._runtime.clock import SystemClock
+from services.init import system
+
+EXIT_MANIFEST = 3
+EXIT_BOOT = 4
+_T0 = time.monotonic()
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+def stage(name: str) -> None:
+    say(f"CAPOS-STAGE {name} t={time.monotonic() - _T0:.3f}")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="capos-init",
+        description="Verify the signed boot manifest, then start each "
+        "service it names as its own process with exactly the "
+        "capabilities its entry grants.",
+    )
+    p.add_argument("--manifest", required=True, type=Path,
+                   help="signed manifest (SignedManifest message)")
+    p.add_argument("--pubkey", required=True, action="append", type=Path,
+                   help="trusted Ed25519 verifying key (repeatable)")
+    p.add_argument("--threshold", type=int, default=1,
+                   help="distinct trusted signatures required (default 1)")
+    p.add_argument("--state", type=Path, default=None,
+                   help="directory keeping the installed manifest version")
+    p.add_argument("--setting", action="append", default=[],
+                   metavar="KEY=VALUE",
+                   help="local setting handed to every service")
+    p.add_argument("--isolate", action="store_true",
+                   help="one uid per service, no network namespace "
+                   "access without a network grant (needs root)")
+    return p.parse_args(argv)
+
+
+def installed_version(state: Path | None) -> int:
+    if state is None:
+        return 0
+    try:
+        return int((state / "installed-version").read_text().strip())
+    except FileNotFoundError:
+        return 0
+
+
+def record_version(state: Path | None, version: int) -> None:
+    """Write-then-rename, so a power cut leaves the old value or the new."""
+    if state is None:
+        return
+    state.mkdir(parents=True, exist_ok=True)
+    tmp = state / "installed-version.tmp"
+    with open(tmp, "w") as f:
+        f.write(f"{version}\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, state / "installed-version")
+
+
+def verify_manifest(args: argparse.Namespace) -> Any:
+    from bootmanifest import sign
+
+    keys = [sign.load_public(p.read_bytes()) for p in args.pubkey]
+    return sign.verify(
+        args.manifest.read_bytes(),
+        trusted_pubkeys=keys,
+        threshold=args.threshold,
+        installed_version=installed_version(args.state),
+        now=SystemClock().now(),
+    )
+
+
+_CLONE_NEWNET = 0x40000000
+
+
+def isolate(index: int, spec: system.ServiceSpec) -> None:
+    """Drop what Linux can take away from a service process."""
+    if not spec.network:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.unshare(_CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"unshare(CLONE_NEWNET): {os.strerror(err)}")
+    uid = 61000 + index
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+
+
+async def supervise(procs: list[system.Process], manifest: Any,
+                    settings: dict[str, str], state: Path | None) -> int:
+    exports, keep = await system.wire(manifest, procs, settings)
+    del exports
+    record_version(state, manifest.version)
+    names = ",".join(p.spec.name for p in procs)
+    say(f"CAPOS-READY services={names} t={time.monotonic() - _T0:.3f}")
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    alive = {p.pid: p for p in procs}
+    while alive and not stopping.is_set():
+        for pid in list(alive):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                proc = alive.pop(pid)
+                code = os.waitstatus_to_exitcode(status)
+                say(f"CAPOS-EXIT {proc.spec.name} status={code}")
+        try:
+            await asyncio.wait_for(stopping.wait(), 0.5)
+        except TimeoutError:
+            pass
+    del keep
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = {}
+    for item in args.setting:
+        key, sep, value = item.partition("=")
+        if not sep:
+            print(f"capos-init: bad --setting {item!r}", file=sys.stderr)
+            return 2
+        settings[key] = value
+    try:
+        manifest = verify_manifest(args)
+    except Exception as err:  # noqa: BLE001 - reported, then refused
+        reason = getattr(err, "reason", type(err).__name__)
+        detail = getattr(err, "detail", str(err))
+        say(f"CAPOS-FATAL {reason}: {detail}")
+        return EXIT_MANIFEST
+    stage(f"manifest-verified version={manifest.version}")
+    procs: list[system.Process] = []
+    try:
+        order = system.start_order(system.specs_from_manifest(manifest))
+        procs = system.spawn(order, isolate if args.isolate else None)
+        stage("services-forked")
+        code = asyncio.run(capnp.run(supervise(procs, manifest, settings, args.state)))
+    except system.BootError as err:
+        say(f"CAPOS-FATAL {err.reason}: {err.detail}")
+        return EXIT_BOOT
+    finally:
+        system.stop(procs)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

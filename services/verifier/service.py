@@ -1,0 +1,40 @@
+"""The verifier service: one ``CertVerifier`` per policy preset.
+
+Input ``presets``: the manifest's policy presets (JSON). Each preset
+becomes one exported ``CertVerifier`` named after it, its policy fixed
+when minted; there is no method that lowers it. A holder who should
+only verify leniently is simply granted ``webPkiLenient``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from services._runtime.host import ServiceContext
+from services.x509.policy import VerificationPolicy
+from services.x509.verifier_impl import CertVerifierImpl
+
+
+def policy_from_preset(preset: dict[str, Any]) -> VerificationPolicy:
+    """A :class:`VerificationPolicy` from one manifest ``PolicyPreset``."""
+    return VerificationPolicy(
+        min_scts=int(preset["minScts"]),
+        allowed_algorithms=tuple(preset["allowedAlgorithms"]),
+        allowed_signature_schemes=tuple(preset["allowedSignatureSchemes"]),
+        require_ocsp=bool(preset["requireOcsp"]),
+        max_chain_length=int(preset["maxChainLength"]),
+        permit_name_constraints=bool(preset["permitNameConstraints"]),
+        clock_skew_seconds=int(preset["clockSkewSeconds"]),
+        stapling_required=bool(preset["staplingRequired"]),
+    )
+
+
+async def build(ctx: ServiceContext) -> dict[str, Any]:
+    presets = json.loads(ctx.input("presets"))
+    return {
+        p["name"]: CertVerifierImpl(
+            policy_from_preset(p), audit=ctx.audit, clock=ctx.clock
+        )
+        for p in presets
+    }

@@ -1,0 +1,99 @@
+"""``TrustStore`` server over a :class:`~services.x509.trust.TrustStoreCore`.
+
+Two kinds of capability share one core: a writable store and its
+read-only views (``read_only()``). ``restrict`` mints a fresh, read-only
+store over a new core holding only the filtered anchors. Every mutation
+and refusal is audited.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services._runtime.audit import AuditEvent, AuditSink, NullAuditSink
+from services._runtime.clock import Clock, SystemClock
+from services._runtime.schema import pki
+from services.x509.boundary import capability_error, from_service_error
+from services.x509.certificate_impl import CertificateImpl, read_name_der
+from services.x509.errors import Reason, ServiceError
+from services.x509.model import parse_certificate
+from services.x509.trust import Anchor, Filter, TrustStoreCore
+
+
+class TrustStoreImpl(pki().TrustStore.Server):  # type: ignore[misc]
+    """A trust store capability; ``writable`` is fixed at minting."""
+
+    def __init__(self, core: TrustStoreCore, *, writable: bool = False,
+                 audit: AuditSink | None = None,
+                 clock: Clock | None = None) -> None:
+        self.core = core
+        self.writable = writable
+        self._audit = audit or NullAuditSink()
+        self._clock = clock or SystemClock()
+
+    def read_only(self) -> TrustStoreImpl:
+        """A view of the same anchors that refuses mutation."""
+        return TrustStoreImpl(self.core, writable=False,
+                              audit=self._audit, clock=self._clock)
+
+    def _emit(self, operation: str, outcome: str, reason: str = "",
+              subject: tuple[str, ...] = (), detail: str = "") -> None:
+        self._audit.emit(AuditEvent(
+            at=self._clock.now(), service="x509", capability="trustStore",
+            operation=operation, outcome=outcome, reason=reason,
+            subject=subject, detail=detail))
+
+    def _refuse_if_read_only(self, operation: str) -> None:
+        if not self.writable:
+            self._emit(operation, "refused", Reason.policyViolation.value,
+                       detail="read-only trust store")
+            raise capability_error(Reason.policyViolation,
+                                   "read-only trust store")
+
+    async def anchors(self, _context: Any, **kwargs: Any) -> None:
+        anchors = self.core.anchors
+        out = _context.results.init("certs", len(anchors))
+        for i, anchor in enumerate(anchors):
+            out[i] = CertificateImpl(anchor.cert)
+
+    async def restrict(self, filter: Any, _context: Any,
+                       **kwargs: Any) -> None:
+        flt = Filter(
+            purposes=frozenset(str(p) for p in filter.purposes),
+            fingerprints=frozenset(bytes(f) for f in filter.fingerprints),
+            subjects=frozenset(bytes(s) for s in filter.subjects),
+            exclude_fingerprints=frozenset(
+                bytes(f) for f in filter.excludeFingerprints),
+        )
+        _context.results.subset = TrustStoreImpl(
+            self.core.restrict(flt), writable=False, audit=self._audit,
+            clock=self._clock)
+
+    async def addAnchor(self, cert: Any, pin: Any, _context: Any,
+                        **kwargs: Any) -> None:
+        self._refuse_if_read_only("addAnchor")
+        der = (await cert.der()).encoded
+        try:
+            parsed = parse_certificate(bytes(der))
+            if pin.hashAlgorithm != "sha256" and len(pin.spkiHash):
+                raise ServiceError(Reason.pinMismatch,
+                                   "anchor pins are SHA-256 only")
+            self.core.add(Anchor(parsed, parsed.subject.rfc4514),
+                          bytes(pin.spkiHash))
+        except ServiceError as err:
+            self._emit("addAnchor", "refused", err.reason.value,
+                       detail=err.detail)
+            raise from_service_error(err) from None
+        self._emit("addAnchor", "ok", subject=(parsed.describe(),))
+
+    async def removeAnchor(self, selector: Any, _context: Any,
+                           **kwargs: Any) -> None:
+        self._refuse_if_read_only("removeAnchor")
+        if selector.which() == "fingerprint":
+            n = self.core.remove(fingerprint=bytes(selector.fingerprint))
+        else:
+            n = self.core.remove(subject_der=read_name_der(selector.subject))
+        self._emit("removeAnchor", "ok", detail=f"removed {n}")
+
+    async def version(self, _context: Any, **kwargs: Any) -> int:
+        return self.core.version

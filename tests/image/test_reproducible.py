@@ -1,0 +1,24 @@
+"""Same inputs, same bytes: two builds give identical digests."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from image.build import plan
+from tests.vm.conftest import build_or_skip
+
+pytestmark = pytest.mark.vm  # slow: two full builds (~1 min each)
+
+
+def test_two_builds_are_identical(tmp_path: Path) -> None:
+    # One plan (repo files snapshotted) so edits to the tree made while
+    # the test runs cannot make the two builds differ.
+    the_plan = plan()
+    a = build_or_skip(tmp_path / "a", the_plan)
+    b = build_or_skip(tmp_path / "b", the_plan)
+    assert a == b
+    assert (tmp_path / "a/vmlinux").read_bytes() == \
+        (tmp_path / "b/vmlinux").read_bytes()
+    assert (tmp_path / "a/initramfs.cpio.zst.sha256").read_text() == \
+        (tmp_path / "b/initramfs.cpio.zst.sha256").read_text()

@@ -1,0 +1,152 @@
+"""capos-init's core against real processes over real socketpairs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import capnp
+import pytest
+
+from services._runtime.schema import manifest as manifest_schema
+from services._runtime.schema import pki
+from services.init import system
+
+
+def make_manifest(services: list[dict[str, Any]]) -> Any:
+    m = manifest_schema().BootManifest.new_message()
+    m.version = 1
+    entries = m.init("services", len(services))
+    for entry, spec in zip(entries, services, strict=True):
+        entry.name = spec["name"]
+        entry.module = spec["module"]
+        entry.exports = spec.get("exports", [])
+        grants = entry.init("grants", len(spec.get("grants", [])))
+        for g, (name, provider, cap) in zip(
+            grants, spec.get("grants", []), strict=True
+        ):
+            g.name, g.provider, g.cap = name, provider, cap
+        entry.inputs = spec.get("inputs", [])
+    return m.as_reader()
+
+
+AUDIT = {
+    "name": "audit",
+    "module": "services.audit.service",
+    "exports": ["auditLog"],
+}
+
+
+def alive(pid: int) -> bool:
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return False
+    return done == 0
+
+
+class TestStartOrder:
+    def test_dependency_order(self) -> None:
+        m = make_manifest([
+            {"name": "b", "module": "x", "grants": [("log", "a", "auditLog")]},
+            {"name": "a", "module": "x", "exports": ["auditLog"]},
+        ])
+        order = system.start_order(system.specs_from_manifest(m))
+        assert [s.name for s in order] == ["a", "b"]
+
+    @pytest.mark.parametrize(
+        ("grant", "reason", "named"),
+        [
+            (("log", "nowhere", "auditLog"), "unknownService", "nowhere"),
+            (("log", "audit", "rootKey"), "unknownCapability", "rootKey"),
+        ],
+        ids=["unknown-service", "unknown-capability"],
+    )
+    def test_bad_grant_is_named(self, grant, reason, named) -> None:
+        m = make_manifest([
+            AUDIT, {"name": "trust", "module": "x", "grants": [grant]},
+        ])
+        with pytest.raises(system.BootError) as info:
+            system.start_order(system.specs_from_manifest(m))
+        assert info.value.reason == reason
+        assert named in info.value.detail
+        assert "trust" in info.value.detail
+
+    def test_cycle_refused(self) -> None:
+        m = make_manifest([
+            {"name": "a", "module": "x", "exports": ["c"],
+             "grants": [("c", "b", "c")]},
+            {"name": "b", "module": "x", "exports": ["c"],
+             "grants": [("c", "a", "c")]},
+        ])
+        with pytest.raises(system.BootError) as info:
+            system.start_order(system.specs_from_manifest(m))
+        assert info.value.reason == "badGraph"
+        assert "cycle" in info.value.detail
+
+    def test_unknown_input_section(self) -> None:
+        m = make_manifest([{**AUDIT, "inputs": ["secrets"]}])
+        spec = system.specs_from_manifest(m)[0]
+        with pytest.raises(system.BootError) as info:
+            system.section_inputs(m, spec, {})
+        assert info.value.reason == "unknownInput"
+        assert "secrets" in info.value.detail
+
+
+def test_services_run_as_processes_and_audit_round_trips(tmp_path) -> None:
+    path = tmp_path / "audit.jsonl"
+    m = make_manifest([AUDIT])
+    order = system.start_order(system.specs_from_manifest(m))
+    procs = system.spawn(order)
+    try:
+        assert procs[0].pid != os.getpid()
+        assert alive(procs[0].pid)
+
+        async def go() -> Any:
+            exports, keep = await system.wire(
+                m, procs, {"auditPath": str(path)}
+            )
+            log = exports[("audit", "auditLog")].as_interface(pki().AuditLog)
+            await log.record(event={
+                "atEpochMillis": 1, "service": "test", "operation": "probe",
+                "outcome": "ok", "subject": ["s1"],
+            })
+            got = await log.since(0)
+            del keep
+            return [(r.service, r.operation, list(r.subject))
+                    for r in got.records], got.next
+
+        records, nxt = asyncio.run(capnp.run(go()))
+    finally:
+        system.stop(procs)
+    assert records == [("test", "probe", ["s1"])]
+    assert nxt == 1
+    assert '"operation": "probe"' in path.read_text()
+    assert not alive(procs[0].pid)
+
+
+def test_failed_service_stops_everything() -> None:
+    m = make_manifest([
+        AUDIT,
+        {"name": "broken", "module": "tests.services.init.failing_service",
+         "exports": ["x"], "grants": [("audit", "audit", "auditLog")]},
+    ])
+    order = system.start_order(system.specs_from_manifest(m))
+    procs = system.spawn(order)
+    try:
+        with pytest.raises(system.BootError) as info:
+            asyncio.run(capnp.run(system.wire(m, procs, {})))
+    finally:
+        system.stop(procs)
+    assert info.value.reason == "serviceFailed"
+    assert "data disk not mounted" in info.value.detail
+    assert all(not alive(p.pid) for p in procs)
+
+
+def test_unknown_module_refused_before_any_fork() -> None:
+    m = make_manifest([{**AUDIT, "module": "services.nope"}])
+    order = system.start_order(system.specs_from_manifest(m))
+    with pytest.raises(system.BootError) as info:
+        system.spawn(order)
+    assert info.value.reason == "unknownModule"

@@ -1,0 +1,283 @@
+"""QEMU harness: boot the capOS image under TCG, driven through QMP.
+
+``python -m tools.vm boot --image build/image [--keep] [--json]
+[--guest smoke]``
+
+QEMU is controlled only through QMP (qemu.qmp's QMPClient) and the
+serial console, which QEMU writes to a log file the harness tails.
+Readiness is the guest's ``CAPOS-READY`` console line, waited for with a
+deadline; never a sleep or a port probe (DESIGN 4a). Networking is user
+mode with ``restrict=on`` and one forward bound to 127.0.0.1.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+from qemu.qmp import QMPClient
+
+REPO = Path(__file__).resolve().parent.parent
+LOGS = REPO / "logs"
+READY = "CAPOS-READY"
+FATAL = ("Initramfs unpacking failed", "Kernel panic")
+BOOT_TIMEOUT = 90.0  # about 3x a TCG boot (DESIGN 4a)
+
+
+class VMError(Exception):
+    """The VM failed to boot or misbehaved; ``reason`` says how."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class VM:
+    """Context manager: a booted guest with ``port`` forwarded to :443."""
+
+    def __init__(self, image: Path | str = REPO / "build/image",
+                 memory_mb: int = 256, guest: str | None = None,
+                 timeout: float = BOOT_TIMEOUT, keep_log: bool = False,
+                 append: str = "", machine: str = "pc") -> None:
+        self.image = Path(image)
+        self.memory_mb = memory_mb
+        self.guest = guest
+        self.timeout = timeout
+        self.keep_log = keep_log
+        self.extra_append = append
+        self.machine = machine  # "pc" measured fastest with PVH here
+        self.port = 0
+        self.boot_seconds = 0.0
+        self.ready_line = ""
+        self._tmp = Path(tempfile.mkdtemp(prefix="capos-vm-"))
+        self.console_log = self._tmp / "console.log"
+        self._qmp_sock = self._tmp / "qmp.sock"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._loop = asyncio.new_event_loop()
+        self._qmp: QMPClient | None = None
+        self._t0 = 0.0
+
+    # -- lifecycle -------------------------------------------------------
+    def command(self) -> list[str]:
+        append = "console=ttyS0 quiet panic=-1 rdinit=/init"
+        if self.guest:
+            append += f" capos.guest={self.guest}"
+        if self.extra_append:
+            append += " " + self.extra_append
+        return [
+            "qemu-system-x86_64", "-M", self.machine, "-accel", "tcg",
+            "-cpu", "max", "-m", str(self.memory_mb), "-smp", "1",
+            "-display", "none", "-nodefaults", "-no-reboot",
+            "-kernel", str(self.image / "vmlinux"),
+            "-initrd", str(self.image / "initramfs.cpio.zst"),
+            "-append", append,
+            "-chardev", f"file,id=con0,path={self.console_log}",
+            "-serial", "chardev:con0",
+            "-device", "virtio-rng-pci",
+            "-netdev", "user,id=n0,restrict=on,"
+                       f"hostfwd=tcp:127.0.0.1:{self.port}-:443",
+            "-device", "virtio-net-pci,netdev=n0,romfile=",
+            "-qmp", f"unix:{self._qmp_sock},server=on,wait=off",
+        ]
+
+    def start(self) -> "VM":
+        for f in ("vmlinux", "initramfs.cpio.zst"):
+            if not (self.image / f).exists():
+                self.stop()
+                raise VMError(f"missing {self.image / f}; build it with "
+                              "`python -m image.build --out build/image`")
+        self.port = _free_port()
+        self.console_log.touch()
+        self._t0 = time.monotonic()
+        with open(self._tmp / "qemu.err", "wb") as err:
+            self._proc = subprocess.Popen(self.command(),
+                                          stdin=subprocess.DEVNULL,
+                                          stdout=subprocess.DEVNULL,
+                                          stderr=err)
+        try:
+            self._loop.run_until_complete(self._connect())
+            self.ready_line = self.wait_for(READY, self.timeout)
+            self.boot_seconds = time.monotonic() - self._t0
+        except BaseException:
+            self.stop(failed=True)
+            raise
+        return self
+
+    async def _connect(self) -> None:
+        deadline = time.monotonic() + 10
+        while not self._qmp_sock.exists():
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise VMError("QMP socket never appeared")
+            await asyncio.sleep(0.02)
+        self._qmp = QMPClient("capos-vm")
+        await self._qmp.connect(str(self._qmp_sock))
+
+    def qmp(self, cmd: str, **args: object) -> object:
+        """Run one QMP command and return its result."""
+        assert self._qmp is not None
+        return self._loop.run_until_complete(
+            self._qmp.execute(cmd, args or None))
+
+    def _check_alive(self) -> None:
+        if self._proc is not None and self._proc.poll() is not None:
+            err = (self._tmp / "qemu.err").read_text(errors="replace")
+            raise VMError(f"qemu exited rc={self._proc.returncode}: "
+                          f"{err.strip()[-500:]}")
+
+    def console(self) -> str:
+        return self.console_log.read_text(errors="replace")
+
+    def wait_for(self, pattern: str, timeout: float) -> str:
+        """Wait for a console line matching ``pattern`` (regex)."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self.console_log.open("r", errors="replace") as f:
+            buf = ""
+            while True:
+                chunk = f.read()
+                if chunk:
+                    buf += chunk
+                    *lines, buf = buf.split("\n")
+                    for line in lines:
+                        for bad in FATAL:
+                            if bad in line:
+                                raise VMError(f"guest: {line.strip()}")
+                        if rx.search(line):
+                            return line.strip()
+                    continue
+                self._check_alive()
+                if time.monotonic() > deadline:
+                    raise VMError(f"no {pattern!r} on the console after "
+                                  f"{timeout:.0f}s")
+                time.sleep(0.02)
+
+    def stop(self, failed: bool = False) -> None:
+        """QMP quit, then kill if QEMU lingers. Keeps the log on failure."""
+        if self._qmp is not None:
+            try:
+                self._loop.run_until_complete(
+                    asyncio.wait_for(self._qmp.execute("quit"), 5))
+            except Exception:  # noqa: BLE001 - QEMU may be gone already
+                pass
+            try:
+                self._loop.run_until_complete(self._qmp.disconnect())
+            except Exception:  # noqa: BLE001
+                pass
+            self._qmp = None
+        if self._proc is not None:
+            try:
+                self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+        if (failed or self.keep_log) and self.console_log.exists():
+            LOGS.mkdir(exist_ok=True)
+            dest = LOGS / f"console-{time.strftime('%Y%m%dT%H%M%S')}-" \
+                          f"{os.getpid()}.log"
+            shutil.copyfile(self.console_log, dest)
+            self.kept_log = dest
+        shutil.rmtree(self._tmp, ignore_errors=True)
+        if not self._loop.is_closed():
+            self._loop.close()
+
+    def __enter__(self) -> "VM":
+        try:
+            return self.start()
+        except VMError as e:
+            path = getattr(self, "kept_log", None)
+            tail = path.read_text(errors="replace")[-2000:] if path else ""
+            raise VMError(f"{e.reason}; console log {path}; tail:\n"
+                          f"{tail}") from e
+
+    def __exit__(self, et: type[BaseException] | None,
+                 ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop(failed=et is not None)
+
+
+def tls_handshake(port: int) -> tuple[str, bytes]:
+    """One TLS handshake to 127.0.0.1:port; returns (version, cert DER).
+
+    The certificate is not verified here: callers pin it themselves.
+    """
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as raw:
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with ctx.wrap_socket(raw) as s:
+            return str(s.version()), s.getpeercert(binary_form=True) or b""
+
+
+def _boot(args: argparse.Namespace) -> int:
+    vm = VM(args.image, guest=args.guest, keep_log=args.keep)
+    with vm:
+        version, _ = tls_handshake(vm.port)
+        first_tls = time.monotonic() - vm._t0
+        mem = vm.qmp("query-memory-size-summary")
+        info = {"boot_seconds": round(vm.boot_seconds, 2),
+                "first_tls_seconds": round(first_tls, 2),
+                "tls_version": version,
+                "port": vm.port, "ready": vm.ready_line,
+                "memory": mem,
+                "guest_timings": [ln for ln in vm.console().splitlines()
+                                  if ln.startswith("capos-boot:")]}
+        if args.json:
+            print(json.dumps(info, indent=1))
+        else:
+            print(f"ready in {info['boot_seconds']}s: {vm.ready_line}; "
+                  f"first TLS handshake ({version}) at "
+                  f"{info['first_tls_seconds']}s; memory {mem}")
+            print(f"https://127.0.0.1:{vm.port}/ -> guest :443")
+            for ln in info["guest_timings"]:
+                print("  " + ln)
+        if args.keep:
+            print("VM kept running; Ctrl-C to stop", file=sys.stderr)
+            try:
+                while True:
+                    time.sleep(1)
+                    vm._check_alive()
+            except KeyboardInterrupt:
+                pass
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tools.vm")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("boot", help="boot the image, wait for CAPOS-READY")
+    b.add_argument("--image", type=Path, default=REPO / "build/image")
+    b.add_argument("--keep", action="store_true",
+                   help="keep the VM running and the console log")
+    b.add_argument("--json", action="store_true")
+    b.add_argument("--guest", choices=["smoke"], default=None,
+                   help="force the built-in smoke guest")
+    a = ap.parse_args(argv)
+    try:
+        return _boot(a)
+    except VMError as e:
+        print(f"boot failed: {e.reason}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
