@@ -206,7 +206,7 @@ class Pebble:
 
         def pump() -> None:
             assert proc.stdout is not None
-            with out:
+            with out, proc.stdout:
                 for line in proc.stdout:
                     out.write(line)
                     out.flush()

@@ -30,7 +30,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from OpenSSL import SSL, crypto
+from OpenSSL import SSL
 
 from services._runtime import audit as _audit
 from services._runtime.boundary import parse_remote
@@ -52,11 +52,11 @@ def tls_context(key: Any, ders: list[bytes]) -> SSL.Context:
     """A server context for one key and chain (leaf first)."""
     ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
     ctx.set_min_proto_version(SSL.TLS1_2_VERSION)
-    ctx.use_privatekey(crypto.PKey.from_cryptography_key(key))
+    ctx.use_privatekey(key)
     certs = [x509.load_der_x509_certificate(d) for d in ders]
-    ctx.use_certificate(crypto.X509.from_cryptography(certs[0]))
+    ctx.use_certificate(certs[0])
     for extra in certs[1:]:
-        ctx.add_extra_chain_cert(crypto.X509.from_cryptography(extra))
+        ctx.add_extra_chain_cert(extra)
     ctx.check_privatekey()
     return ctx
 
@@ -201,11 +201,23 @@ class Gateway:
                     say(f"rotated handle={HANDLE} sha256={fp}")
 
 
+def _report(task: asyncio.Task[None]) -> None:
+    if task.cancelled() or task.exception() is None:
+        return
+    err = task.exception()
+    if "disconnected" in str(err):
+        say("stopped: init hung up")
+    else:
+        say(f"failed internal: {type(err).__name__}: {err}")
+
+
 async def build(ctx: ServiceContext) -> dict[str, Any]:
     gw = Gateway(ctx)
     gw.tls.start()
     loop = asyncio.get_running_loop()
     gw.tasks.append(loop.create_task(serve_http01(ctx.listeners[80],
                                                   gw.table)))
-    gw.tasks.append(loop.create_task(gw.run()))
+    task = loop.create_task(gw.run())
+    task.add_done_callback(_report)
+    gw.tasks.append(task)
     return {"http01Solver": Http01SolverImpl(gw.table)}

@@ -73,7 +73,7 @@ async def build(ctx: ServiceContext) -> dict[str, Any]:
             log.warning("root skipped: %s", line)
         exports["webpki"] = TrustStoreImpl(
             TrustStoreCore(tuple(anchors)), audit=ctx.audit,
-            clock=ctx.clock,
+            clock=ctx.clock, service=ctx.name,
         )
     for name, der in ctx.inputs.items():
         if name.startswith("anchor:"):
@@ -82,5 +82,6 @@ async def build(ctx: ServiceContext) -> dict[str, Any]:
                             purposes=ALL_PURPOSES)
             exports[camel(label)] = TrustStoreImpl(
                 TrustStoreCore((anchor,)), audit=ctx.audit, clock=ctx.clock,
+                service=ctx.name,
             )
     return exports

@@ -34,7 +34,8 @@ async def build(ctx: ServiceContext) -> dict[str, Any]:
     presets = json.loads(ctx.input("presets"))
     return {
         p["name"]: CertVerifierImpl(
-            policy_from_preset(p), audit=ctx.audit, clock=ctx.clock
+            policy_from_preset(p), audit=ctx.audit, clock=ctx.clock,
+            service=ctx.name,
         )
         for p in presets
     }

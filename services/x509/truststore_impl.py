@@ -25,7 +25,9 @@ class TrustStoreImpl(pki().TrustStore.Server):  # type: ignore[misc]
 
     def __init__(self, core: TrustStoreCore, *, writable: bool = False,
                  audit: AuditSink | None = None,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None,
+                 service: str = "trust") -> None:
+        self._service = service
         self.core = core
         self.writable = writable
         self._audit = audit or NullAuditSink()
@@ -34,12 +36,13 @@ class TrustStoreImpl(pki().TrustStore.Server):  # type: ignore[misc]
     def read_only(self) -> TrustStoreImpl:
         """A view of the same anchors that refuses mutation."""
         return TrustStoreImpl(self.core, writable=False,
-                              audit=self._audit, clock=self._clock)
+                              audit=self._audit, clock=self._clock,
+                              service=self._service)
 
     def _emit(self, operation: str, outcome: str, reason: str = "",
               subject: tuple[str, ...] = (), detail: str = "") -> None:
         self._audit.emit(AuditEvent(
-            at=self._clock.now(), service="x509", capability="trustStore",
+            at=self._clock.now(), service=self._service, capability="trustStore",
             operation=operation, outcome=outcome, reason=reason,
             subject=subject, detail=detail))
 
@@ -67,7 +70,7 @@ class TrustStoreImpl(pki().TrustStore.Server):  # type: ignore[misc]
         )
         _context.results.subset = TrustStoreImpl(
             self.core.restrict(flt), writable=False, audit=self._audit,
-            clock=self._clock)
+            clock=self._clock, service=self._service)
 
     async def addAnchor(self, cert: Any, pin: Any, _context: Any,
                         **kwargs: Any) -> None:

@@ -31,7 +31,9 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
     """A verifier whose policy is fixed when it is minted."""
 
     def __init__(self, policy: VerificationPolicy, *, audit: AuditSink,
-                 clock: Clock, ct_logs: Any = None) -> None:
+                 clock: Clock, ct_logs: Any = None,
+                 service: str = "verifier") -> None:
+        self._service = service
         self._policy = policy
         self._audit = audit
         self._clock = clock
@@ -50,7 +52,7 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
     def _emit(self, operation: str, outcome: str, reason: str,
               subject: tuple[str, ...], detail: str) -> None:
         self._audit.emit(AuditEvent(
-            at=self._clock.now(), service="x509", capability="verifier",
+            at=self._clock.now(), service=self._service, capability="verifier",
             operation=operation, outcome=outcome, reason=reason,
             subject=subject, detail=detail))
 
