@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import warnings
 import ipaddress
 from typing import Union
 
 from cryptography import x509
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -93,6 +95,10 @@ class ParsedCertificate:
     signature_scheme: str
     spki_der: bytes
     sha256: bytes
+    #: RFC 5280 section 4.1.2.2 wants a positive serial; relying parties
+    #: should cope with others, so parsing records this instead of failing
+    #: and policy decides (field report 5).
+    serial_positive: bool = True
 
     @property
     def is_self_issued(self) -> bool:
@@ -222,8 +228,12 @@ def parse_certificate(der: bytes) -> ParsedCertificate:
         (reason ``policyViolation``).
     """
     try:
-        cert = x509.load_der_x509_certificate(der)
-        return _parse(der, cert)
+        # cryptography warns (and will one day refuse) on a non-positive
+        # serial; the warning must not escape when warnings are errors.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            cert = x509.load_der_x509_certificate(der)
+            return _parse(der, cert)
     except CertificateParseError:
         raise
     except (ValueError, TypeError) as err:
@@ -281,8 +291,9 @@ def _parse(der: bytes, cert: x509.Certificate) -> ParsedCertificate:
     pub = cert.public_key()
     spki = pub.public_bytes(serialization.Encoding.DER,
                             serialization.PublicFormat.SubjectPublicKeyInfo)
-    serial = cert.serial_number.to_bytes(
-        (cert.serial_number.bit_length() + 8) // 8, "big")
+    number = cert.serial_number
+    serial = number.to_bytes((number.bit_length() + 8) // 8, "big",
+                             signed=True)
     return ParsedCertificate(
         der=der, cert=cert,
         subject=parse_name(cert.subject), issuer=parse_name(cert.issuer),
@@ -295,4 +306,5 @@ def _parse(der: bytes, cert: x509.Certificate) -> ParsedCertificate:
         algorithm=key_algorithm(pub),
         signature_scheme=signature_scheme(cert),
         spki_der=spki, sha256=cert.fingerprint(hashes.SHA256()),
+        serial_positive=number > 0,
     )

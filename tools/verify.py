@@ -1,0 +1,183 @@
+"""Verify a certificate chain on the host, as ``openssl verify`` does,
+through the project's own ``CertVerifier`` capability and policies.
+
+``python -m tools.verify CHAIN [--anchor ROOT]... [--mozilla]
+[--hostname NAME] [--policy PRESET] [--purpose PURPOSE] [--at ISO8601]
+[--json]``
+
+CHAIN is PEM (leaf first, then intermediates) or DER (one certificate).
+Trust is exactly the anchors given with ``--anchor`` and/or, with
+``--mozilla``, the TLS anchors of the Mozilla bundle shipped in
+``bootmanifest/data``. Nothing else is trusted: no system store.
+
+Exit status: 0 valid; 1 invalid (the reason is printed); 2 usage error
+(unreadable or unparsable input).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import capnp  # type: ignore[import-untyped]
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from services._runtime.audit import MemoryAuditSink
+from services._runtime.clock import SystemClock
+from services._runtime.schema import pki
+from services.x509.chain_impl import CertificateChainImpl
+from services.x509.errors import CertificateParseError
+from services.x509.model import parse_certificate
+from services.x509.policy import PRESETS
+from services.x509.trust import Anchor, TrustStoreCore
+from services.x509.truststore_impl import TrustStoreImpl
+from services.x509.verifier_impl import CertVerifierImpl
+
+EXIT_VALID, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+PURPOSES = [e for e in pki().CertPurpose.schema.enumerants]
+
+
+class UsageError(Exception):
+    pass
+
+
+def read_certs(path: Path) -> list[bytes]:
+    """DER of every certificate in a PEM or DER file."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise UsageError(f"cannot read {path}: {err.strerror}") from err
+    try:
+        if b"-----BEGIN" in data:
+            certs = x509.load_pem_x509_certificates(data)
+        else:
+            certs = [x509.load_der_x509_certificate(data)]
+    except ValueError as err:
+        raise UsageError(f"{path}: not a certificate: {err}") from err
+    return [c.public_bytes(serialization.Encoding.DER) for c in certs]
+
+
+def mozilla_anchors() -> list[Anchor]:
+    """The TLS anchors of the bundled Mozilla root store."""
+    from bootmanifest import build, certdata
+
+    text = (build.DATA_DIR / "roots" / "certdata.txt").read_text()
+    anchors = []
+    for root in certdata.parse(text).tls_anchors:
+        try:
+            cert = parse_certificate(root.der)
+        except CertificateParseError:
+            continue
+        anchors.append(Anchor(cert, root.label,
+                              purposes=frozenset({"tlsServerAuth"})))
+    return anchors
+
+
+async def verify(chain: list[bytes], anchors: list[Anchor],
+                 policy: str, purpose: str, at: dt.datetime,
+                 hostname: str) -> dict[str, Any]:
+    audit = MemoryAuditSink()
+    verifier = pki().CertVerifier._new_client(CertVerifierImpl(
+        PRESETS[policy], audit=audit, clock=SystemClock(), service="host"))
+    trust = pki().TrustStore._new_client(
+        TrustStoreImpl(TrustStoreCore(tuple(anchors))))
+    chain_cap = pki().CertificateChain._new_client(
+        CertificateChainImpl([parse_certificate(d) for d in chain]))
+    outcome = (await verifier.verifyChain(
+        chain=chain_cap, trust=trust, purpose=purpose,
+        atEpochSeconds=int(at.timestamp()), hostname=hostname,
+    )).outcome
+    leaf = parse_certificate(chain[0])
+    result: dict[str, Any] = {
+        "leaf": leaf.describe(),
+        "policy": policy,
+        "purpose": purpose,
+        "at": at.isoformat(),
+        "hostname": hostname,
+    }
+    if outcome.which() == "valid":
+        anchor_der = bytes((await outcome.valid.anchor.der()).encoded)
+        result.update(
+            outcome="valid",
+            anchor=parse_certificate(anchor_der).describe(),
+            notAfter=dt.datetime.fromtimestamp(
+                outcome.valid.notAfter, dt.timezone.utc).isoformat(),
+            ocspStatus=str(outcome.valid.ocspStatus),
+            sctCount=outcome.valid.sctCount,
+        )
+    else:
+        result.update(outcome="invalid",
+                      reason=str(outcome.invalid.reason),
+                      detail=outcome.invalid.detail)
+    return result
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="capos-verify",
+        description="Verify a chain with the project's CertVerifier. "
+        "Exit status: 0 valid, 1 invalid, 2 usage error.",
+    )
+    p.add_argument("chain", type=Path, help="PEM chain (leaf first) or DER")
+    p.add_argument("--anchor", type=Path, action="append", default=[],
+                   help="trust anchor file (PEM or DER); repeatable")
+    p.add_argument("--mozilla", action="store_true",
+                   help="trust the Mozilla bundle's TLS anchors")
+    p.add_argument("--hostname", default="",
+                   help="DNS name or IP address the leaf must match")
+    p.add_argument("--policy", default="webPkiLenient",
+                   choices=sorted(PRESETS), help="policy preset")
+    p.add_argument("--purpose", default="tlsServerAuth",
+                   choices=PURPOSES, help="certificate purpose")
+    p.add_argument("--at", default=None,
+                   help="verification time, ISO 8601 (default: now)")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object on stdout")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parse_args(argv)
+    except SystemExit as exit_:
+        return EXIT_USAGE if exit_.code else EXIT_VALID
+    try:
+        chain = read_certs(args.chain)
+        anchors = [
+            Anchor(parse_certificate(d), str(path))
+            for path in args.anchor for d in read_certs(path)
+        ]
+        if args.mozilla:
+            anchors += mozilla_anchors()
+        if not anchors:
+            raise UsageError("no trust anchors: give --anchor or --mozilla")
+        at = (dt.datetime.fromisoformat(args.at) if args.at
+              else SystemClock().now())
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=dt.timezone.utc)
+    except (UsageError, CertificateParseError, ValueError) as err:
+        print(f"capos-verify: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    result = asyncio.run(capnp.run(verify(
+        chain, anchors, args.policy, args.purpose, at, args.hostname)))
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+    elif result["outcome"] == "valid":
+        print(f"OK: {result['leaf']}")
+        print(f"  anchor: {result['anchor']}")
+        print(f"  policy {args.policy}, purpose {args.purpose}, "
+              f"at {result['at']}")
+    else:
+        print(f"FAILED ({result['reason']}): {result['detail']}")
+        print(f"  leaf: {result['leaf']}")
+    return EXIT_VALID if result["outcome"] == "valid" else EXIT_INVALID
+
+
+if __name__ == "__main__":
+    sys.exit(main())
