@@ -186,7 +186,7 @@ def parse(
                 label=label,
             )
         sha1 = trust.get("CKA_CERT_SHA1_HASH", ("", b""))[1]
-        if sha1 != hashlib.sha1(der).digest():  # noqa: S324
+        if sha1 != hashlib.sha1(der).digest():
             raise ManifestError(
                 Reason.ROOTS_MALFORMED,
                 f"trust object SHA-1 does not match {label}",

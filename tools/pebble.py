@@ -64,7 +64,7 @@ def server_ca(directory: Path) -> tuple[Path, Path, Path]:
     if root_p.exists() and cert_p.exists() and key_p.exists():
         return root_p, cert_p, key_p
     directory.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     start, end = now - dt.timedelta(days=1), now + dt.timedelta(days=3650)
     root_key = ec.generate_private_key(ec.SECP256R1())
     root_name = x509.Name(
@@ -202,7 +202,7 @@ class Pebble:
         )
         self._procs.append(proc)
         seen = threading.Event()
-        out = open(logfile, "wb")  # noqa: SIM115 - closed by the pump
+        out = open(logfile, "wb")
 
         def pump() -> None:
             assert proc.stdout is not None

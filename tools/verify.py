@@ -107,7 +107,7 @@ async def verify(chain: list[bytes], anchors: list[Anchor],
             outcome="valid",
             anchor=parse_certificate(anchor_der).describe(),
             notAfter=dt.datetime.fromtimestamp(
-                outcome.valid.notAfter, dt.timezone.utc).isoformat(),
+                outcome.valid.notAfter, dt.UTC).isoformat(),
             ocspStatus=str(outcome.valid.ocspStatus),
             sctCount=outcome.valid.sctCount,
         )
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         at = (dt.datetime.fromisoformat(args.at) if args.at
               else SystemClock().now())
         if at.tzinfo is None:
-            at = at.replace(tzinfo=dt.timezone.utc)
+            at = at.replace(tzinfo=dt.UTC)
     except (UsageError, CertificateParseError, ValueError) as err:
         print(f"capos-verify: {err}", file=sys.stderr)
         return EXIT_USAGE

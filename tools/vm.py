@@ -96,7 +96,7 @@ class VM:
             "-qmp", f"unix:{self._qmp_sock},server=on,wait=off",
         ]
 
-    def start(self) -> "VM":
+    def start(self) -> VM:
         for f in ("vmlinux", "initramfs.cpio.zst"):
             if not (self.image / f).exists():
                 self.stop()
@@ -174,11 +174,11 @@ class VM:
             try:
                 self._loop.run_until_complete(
                     asyncio.wait_for(self._qmp.execute("quit"), 5))
-            except Exception:  # noqa: BLE001 - QEMU may be gone already
+            except Exception:
                 pass
             try:
                 self._loop.run_until_complete(self._qmp.disconnect())
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
             self._qmp = None
         if self._proc is not None:
@@ -198,7 +198,7 @@ class VM:
         if not self._loop.is_closed():
             self._loop.close()
 
-    def __enter__(self) -> "VM":
+    def __enter__(self) -> VM:
         try:
             return self.start()
         except VMError as e:

@@ -35,7 +35,7 @@ def _cert() -> tuple[bytes, bytes]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
                                          "capos-smoke")])
     # Guest clock is the only clock here; the smoke cert is throwaway.
-    now = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
+    now = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
             .public_key(key.public_key()).serial_number(1)
             .not_valid_before(now)
@@ -63,8 +63,8 @@ def _serve(conn: socket.socket, ctx: ssl.SSLContext) -> None:
 def main() -> int:
     t0 = time.monotonic()
     import capnp  # noqa: F401
-    import OpenSSL  # noqa: F401
     import cryptography
+    import OpenSSL  # noqa: F401
     _say(f"imports ok in {time.monotonic() - t0:.2f}s "
          f"(cryptography {cryptography.__version__}, "
          f"{ssl.OPENSSL_VERSION})")

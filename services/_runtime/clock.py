@@ -25,7 +25,7 @@ class SystemClock:
     """The real clock."""
 
     def now(self) -> dt.datetime:
-        return dt.datetime.now(dt.timezone.utc)
+        return dt.datetime.now(dt.UTC)
 
     def monotonic(self) -> float:
         return time.monotonic()
@@ -65,4 +65,4 @@ def epoch_seconds(when: dt.datetime) -> int:
 
 def from_epoch(seconds: int) -> dt.datetime:
     """An aware UTC datetime from epoch seconds."""
-    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc)
+    return dt.datetime.fromtimestamp(seconds, dt.UTC)

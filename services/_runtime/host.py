@@ -79,7 +79,7 @@ class CapnpAuditSink:
     async def _send(self, record: dict[str, Any]) -> None:
         try:
             await self._log.record(event=record)
-        except Exception as err:  # noqa: BLE001 - audit loss is logged
+        except Exception as err:
             log.error("audit record lost: %s", err)
 
     async def flush(self) -> None:

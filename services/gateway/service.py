@@ -174,7 +174,7 @@ class Gateway:
                 solver=Http01SolverImpl(self.table),
             )).chain
             await store.put(handle=HANDLE, chain=chain)
-        except Exception as err:  # noqa: BLE001 - reported on the console
+        except Exception as err:
             reason, detail = parse_remote(err)
             say(f"failed {reason}: {detail}")
             return

@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         settings[key] = value
     try:
         manifest = verify_manifest(args)
-    except Exception as err:  # noqa: BLE001 - reported, then refused
+    except Exception as err:
         reason = getattr(err, "reason", type(err).__name__)
         detail = getattr(err, "detail", str(err))
         say(f"CAPOS-FATAL {reason}: {detail}")

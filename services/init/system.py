@@ -220,7 +220,7 @@ def spawn(
                         isolate(index, spec)
                     host.serve(spec.name, builds[spec.name], theirs,
                                listeners)
-                except BaseException:  # noqa: BLE001 - child must exit
+                except BaseException:
                     traceback.print_exc()
                     code = 1
                 finally:

@@ -51,7 +51,7 @@ def root_anchors(bundle_bytes: bytes) -> tuple[list[Anchor], list[str]]:
                 purposes.add("codeSigning")
             try:
                 cert = parse_certificate(bytes(a.der))
-            except Exception as err:  # noqa: BLE001 - one root, not all
+            except Exception as err:
                 skipped.append(f"{a.label}: {err}")
                 continue
             distrust = (

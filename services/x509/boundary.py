@@ -8,7 +8,9 @@ process's capability errors message-only: the peer reads exactly
 from __future__ import annotations
 
 from services._runtime.boundary import (
-    CapabilityError, install, parse_remote,
+    CapabilityError,
+    install,
+    parse_remote,
 )
 from services.x509.errors import Reason, ServiceError
 

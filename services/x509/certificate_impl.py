@@ -15,7 +15,10 @@ from services._runtime.schema import pki
 from services.x509.boundary import capability_error
 from services.x509.errors import Reason
 from services.x509.model import (
-    EKU_NAMES, DistinguishedNameValue, GeneralNameValue, ParsedCertificate,
+    EKU_NAMES,
+    DistinguishedNameValue,
+    GeneralNameValue,
+    ParsedCertificate,
 )
 from services.x509.publickey_impl import PublicKeyImpl
 
@@ -91,7 +94,7 @@ class CertificateImpl(pki().Certificate.Server):  # type: ignore[misc]
         usage = _context.results.init("usage")
         flags = self.parsed.key_usage or (False,) * 9
         for field, value in zip(pki().KeyUsageFlags.schema.fieldnames,
-                                flags):
+                                flags, strict=False):
             setattr(usage, field, value)
 
     async def extendedKeyUsage(self, _context: Any, **kwargs: Any) -> None:

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import warnings
 import ipaddress
+import warnings
 from typing import Union
 
 from cryptography import x509
-from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from services.x509.errors import CertificateParseError
@@ -275,7 +275,7 @@ def _parse(der: bytes, cert: x509.Certificate) -> ParsedCertificate:
         SctValue(
             log_id=s.log_id,
             timestamp_ms=int(s.timestamp.replace(
-                tzinfo=dt.timezone.utc).timestamp() * 1000),
+                tzinfo=dt.UTC).timestamp() * 1000),
             extensions=s.extension_bytes,
             signature=s.signature,
             hash_algorithm=s.signature_hash_algorithm.name,

@@ -7,7 +7,11 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import (
-    ec, ed448, ed25519, padding, rsa,
+    ec,
+    ed448,
+    ed25519,
+    padding,
+    rsa,
 )
 
 from services._runtime.schema import pki

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from bootmanifest import build, sign
 
 ISSUED = 1_790_000_000  # 2026-09-21
-NOW = dt.datetime.fromtimestamp(ISSUED + 3600, dt.timezone.utc)
+NOW = dt.datetime.fromtimestamp(ISSUED + 3600, dt.UTC)
 
 
 def _test_root_pem() -> bytes:
@@ -26,7 +26,7 @@ def _test_root_pem() -> bytes:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test root")])
-    start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     cert = (
         x509.CertificateBuilder().subject_name(name).issuer_name(name)
         .public_key(key.public_key()).serial_number(1)

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
 )
 
-from bootmanifest import build, cli
+from bootmanifest import cli
 
 
 @pytest.fixture

@@ -134,7 +134,7 @@ def test_issue_store_serve_and_verify(pebble: Pebble, tmp_path: Path) -> None:
     sans = leaf.extensions.get_extension_for_class(
         x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
     assert sans == [NAME]
-    assert leaf.not_valid_after_utc > dt.datetime.now(dt.timezone.utc)
+    assert leaf.not_valid_after_utc > dt.datetime.now(dt.UTC)
     assert got["outcome"] == "valid"
     assert got["wrong"] == ("invalid", "nameMismatch")
     records = [json.loads(line) for line in audit_path.read_text().split(

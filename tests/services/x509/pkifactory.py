@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-T0 = dt.datetime(2026, 1, 15, 12, 0, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 1, 15, 12, 0, 0, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
 HOST = "service.capos.test"
 

@@ -7,13 +7,16 @@ import dataclasses
 import pytest
 
 from services._runtime.schema import pki
-from services.x509.errors import Reason
+from services.x509.errors import Reason, VerificationError
 from services.x509.model import parse_certificate
 from services.x509.policy import (
-    MAX_INTERMEDIATES, PRESETS, PRIVATE_MTLS, VerificationPolicy, dedupe,
+    MAX_INTERMEDIATES,
+    PRESETS,
+    PRIVATE_MTLS,
+    VerificationPolicy,
+    dedupe,
     verify_chain,
 )
-from services.x509.errors import VerificationError
 from tests.services.x509 import pkifactory as f
 
 

@@ -1,0 +1,345 @@
+"""``make run``: build, boot, issue, serve, check, report.
+
+Steps (each printed as it starts and ends; a failure names its step):
+
+1. manifest  build and sign ``build/manifest.bin`` with the ACME server's
+             test root as the ``acme-server-root`` extra anchor;
+2. image     build ``build/image`` (cached on its inputs);
+3. pebble    start pebble and pebble-challtestsrv on 127.0.0.1;
+4. boot      boot the image in QEMU (TCG) through QMP; wait for the
+             guest's ``CAPOS-READY`` line;
+5. issue     wait for the gateway's ``CAPOS-GATEWAY serving`` line: the
+             guest's ACME client got a certificate from pebble (http-01
+             through QEMU's forward of 127.0.0.1:<httpPort> to guest :80);
+6. tls       curl and ``openssl s_client`` through the forwarded 443;
+7. verify    the served chain through the project's CertVerifier against
+             pebble's issuance root.
+
+Exit status: 0 every step worked; 1 a step failed (named on stderr and in
+the report); 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+BUILD = REPO / "build"
+NAME = "www.capos.test"
+ACME_GUEST_IP = "10.0.2.100"
+
+
+class StepError(Exception):
+    def __init__(self, step: str, detail: str) -> None:
+        super().__init__(f"{step}: {detail}")
+        self.step = step
+        self.detail = detail
+
+
+@dataclasses.dataclass
+class Report:
+    facts: dict[str, Any] = dataclasses.field(default_factory=dict)
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    failed: str = ""
+    error: str = ""
+
+
+def step(report: Report, name: str, fn: Callable[[], Any]) -> Any:
+    print(f"run: {name} ...", flush=True)
+    t0 = time.monotonic()
+    try:
+        result = fn()
+    except StepError:
+        raise
+    except Exception as err:
+        raise StepError(name, f"{type(err).__name__}: {err}") from err
+    report.timings[name] = round(time.monotonic() - t0, 3)
+    print(f"run: {name} done in {report.timings[name]:.1f} s", flush=True)
+    return result
+
+
+def build_manifest(report: Report) -> tuple[Path, Path]:
+    from bootmanifest import cli, sign
+    from tools.pebble import CACHE, server_ca
+
+    root, _, _ = server_ca(CACHE / "pebble")
+    out = BUILD / "manifest.bin"
+    pub = BUILD / "manifest.pub"
+    key = sign.load_or_create_key()
+    stamp = BUILD / "manifest.inputs.sha256"
+    want = manifest_inputs_digest(root, key)
+    fresh = (
+        out.exists() and stamp.exists()
+        and stamp.read_text().strip() == want
+        and cli.summary(out.read_bytes())["expiresAt"]
+        > time.time() + 86400
+    )
+    if fresh:
+        print("run: manifest inputs unchanged, reusing "
+              f"{out.relative_to(REPO)}", flush=True)
+    else:
+        code = cli.main(["build", "--out", str(out), "--extra-anchor",
+                         f"acme-server-root={root}"])
+        if code != 0:
+            raise StepError("manifest",
+                            f"bootmanifest build exited {code}")
+        stamp.write_text(want + "\n")
+    pub.write_text(sign.raw_public(key.public_key()).hex() + "\n")
+    summary = cli.summary(out.read_bytes())
+    report.facts["manifest"] = {
+        "version": summary["version"],
+        "sha256": summary["manifestSha256"],
+        "anchors": summary["rootBundle"]["anchors"],
+        "tlsAnchors": summary["rootBundle"]["tlsAnchors"],
+        "ctLogs": summary["ctLogList"]["logs"],
+        "ctListVersion": summary["ctLogList"]["version"],
+    }
+    return out, pub
+
+
+def manifest_inputs_digest(root: Path, key: Any) -> str:
+    """What a manifest is made from: the data, graph, presets, the ACME
+    server root and the signing key. Unchanged inputs reuse the manifest,
+    so the image stays cached too."""
+    from bootmanifest import build, sign
+
+    h = hashlib.sha256()
+    files = sorted(p for p in build.PACKAGE_DIR.rglob("*")
+                   if p.is_file() and "__pycache__" not in p.parts)
+    for path in [*files, root]:
+        h.update(str(path.relative_to(path.anchor)).encode())
+        h.update(path.read_bytes())
+    h.update(sign.key_id(key.public_key()))
+    return h.hexdigest()
+
+
+def build_image(report: Report, manifest: Path, pub: Path) -> Path:
+    from image import build as image_build
+
+    out = BUILD / "image"
+    digest = image_build.main(["--out", str(out), "--manifest",
+                               str(manifest), "--pubkey", str(pub)])
+    if digest != 0:
+        raise StepError("image", f"image build exited {digest}")
+    sha = (out / "initramfs.cpio.zst.sha256").read_text().split()[0]
+    report.facts["image"] = {
+        "sha256": sha,
+        "initramfsBytes": (out / "initramfs.cpio.zst").stat().st_size,
+    }
+    return out
+
+
+def curl(port: int, root: Path) -> dict[str, Any]:
+    proc = subprocess.run(
+        ["curl", "-sS", "--max-time", "30", "--cacert", str(root),
+         "--resolve", f"{NAME}:{port}:127.0.0.1",
+         "-w", "%{http_code} %{ssl_verify_result}",
+         "-o", "/dev/null", f"https://{NAME}:{port}/"],
+        capture_output=True, text=True, timeout=60,
+    )
+    if proc.returncode != 0:
+        raise StepError("tls", f"curl: {proc.stderr.strip()}")
+    code, verify = proc.stdout.split()
+    return {"httpStatus": int(code), "curlVerify": int(verify)}
+
+
+def s_client(port: int, root: Path) -> dict[str, Any]:
+    proc = subprocess.run(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{port}",
+         "-servername", NAME, "-CAfile", str(root), "-verify_return_error",
+         "-showcerts", "-brief"],
+        input="", capture_output=True, text=True, timeout=60,
+    )
+    text = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        raise StepError("tls", f"openssl s_client: {text.strip()[-300:]}")
+    version = re.search(r"Protocol version: (\S+)", text)
+    cipher = re.search(r"Ciphersuite: (\S+)", text)
+    return {"tlsVersion": version.group(1) if version else "",
+            "cipher": cipher.group(1) if cipher else "",
+            "opensslVerify": "Verification: OK" in text}
+
+
+def served_chain(port: int) -> list[bytes]:
+    proc = subprocess.run(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{port}",
+         "-servername", NAME, "-showcerts"],
+        input="", capture_output=True, text=True, timeout=60,
+    )
+    pems = re.findall(
+        r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----",
+        proc.stdout, re.S)
+    if not pems:
+        raise StepError("verify", "no certificate in the handshake")
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    return [x509.load_pem_x509_certificate(p.encode()).public_bytes(
+        serialization.Encoding.DER) for p in pems]
+
+
+def verify_served(port: int, root: Path) -> dict[str, Any]:
+    from tools import verify
+
+    chain_file = root.parent / "served-chain.pem"
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    chain_file.write_bytes(b"".join(
+        x509.load_der_x509_certificate(d).public_bytes(
+            serialization.Encoding.PEM) for d in served_chain(port)))
+    import asyncio
+
+    import capnp  # type: ignore[import-untyped]
+
+    from services.x509.model import parse_certificate
+    from services.x509.trust import Anchor
+
+    anchors = [Anchor(parse_certificate(d), "pebble")
+               for d in verify.read_certs(root)]
+    result = asyncio.run(capnp.run(verify.verify(
+        verify.read_certs(chain_file), anchors, "webPkiLenient",
+        "tlsServerAuth", dt.datetime.now(dt.UTC), NAME)))
+    if result["outcome"] != "valid":
+        raise StepError("verify", f"{result['reason']}: {result['detail']}")
+    return {"verification": "valid", "leaf": result["leaf"]}
+
+
+def run(args: argparse.Namespace, report: Report) -> Report:
+    from tools.pebble import Pebble
+    from tools.vm import VM
+
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    logs = REPO / "logs" / f"run-{stamp}"
+    logs.mkdir(parents=True, exist_ok=True)
+    report.facts["logs"] = str(logs)
+    manifest, pub = step(report, "manifest",
+                         lambda: build_manifest(report))
+    image = step(report, "image", lambda: build_image(report, manifest, pub))
+    with Pebble(logs, nonce_reject=args.nonce_reject) as peb:
+        root_pem = logs / "pebble-issuance-root.pem"
+        port = peb.ports.acme
+        settings = {
+            "acmeDirectory": f"https://acme.capos.test:{port}/dir",
+            "tlsName": NAME,
+        }
+        vm = VM(
+            image, keep_log=True,
+            hostfwd=[(peb.ports.http01, 80)],
+            guestfwd=[(ACME_GUEST_IP, port, port)],
+            append=" ".join(
+                [f"capos.host={ACME_GUEST_IP}:acme.capos.test"]
+                + [f"capos.setting={k}={v}" for k, v in settings.items()]
+            ),
+            console_dir=logs,
+        )
+        try:
+            step(report, "boot", vm.start)
+            report.facts["bootSeconds"] = round(vm.boot_seconds, 2)
+            line = step(report, "issue", lambda: vm.wait_for(
+                r"CAPOS-GATEWAY (serving|failed)", args.issue_timeout))
+            if "failed" in line:
+                raise StepError("issue", line)
+            issued = re.search(r"issued=([0-9.]+)s", line)
+            report.facts["issuanceSeconds"] = (
+                float(issued.group(1)) if issued else None)
+            root_pem.write_bytes(peb.issuance_roots()[0])
+            report.facts.update(step(report, "tls", lambda: {
+                **curl(vm.port, root_pem), **s_client(vm.port, root_pem)}))
+            report.facts.update(step(report, "verify",
+                                     lambda: verify_served(vm.port,
+                                                           root_pem)))
+            report.facts["memory"] = guest_memory(vm)
+            if args.keep:
+                print(f"run: VM serving https://{NAME}:{vm.port}/ "
+                      f"(curl --resolve {NAME}:{vm.port}:127.0.0.1 "
+                      f"--cacert {root_pem}); Ctrl-C stops it", flush=True)
+                try:
+                    while True:
+                        time.sleep(3600)
+                except KeyboardInterrupt:
+                    pass
+        finally:
+            vm.stop()
+            report.facts["console"] = str(getattr(vm, "kept_log", ""))
+    return report
+
+
+def guest_memory(vm: Any) -> dict[str, int]:
+    info = vm.qmp("query-memory-size-summary")
+    return {"baseMemoryBytes": int(info.get("base-memory", 0))}
+
+
+def print_report(report: Report) -> None:
+    f = report.facts
+    m = f.get("manifest", {})
+    img = f.get("image", {})
+    lines = [
+        "",
+        "capOS PKI image: run report",
+        f"  result          {'FAILED at ' + report.failed if report.failed else 'ok'}",
+    ]
+    if report.error:
+        lines.append(f"  error           {report.error}")
+    lines += [
+        f"  image           sha256 {img.get('sha256', '-')} "
+        f"({img.get('initramfsBytes', 0) / 1e6:.1f} MB initramfs)",
+        f"  manifest        version {m.get('version', '-')} "
+        f"sha256 {m.get('sha256', '-')}",
+        f"  trust           {m.get('anchors', '-')} anchors "
+        f"({m.get('tlsAnchors', '-')} TLS), {m.get('ctLogs', '-')} CT logs "
+        f"(list {m.get('ctListVersion', '-')})",
+        f"  boot            {f.get('bootSeconds', '-')} s to CAPOS-READY",
+        f"  ACME issuance   {f.get('issuanceSeconds', '-')} s in the guest",
+        f"  TLS             {f.get('tlsVersion', '-')} {f.get('cipher', '-')}"
+        f" (curl HTTP {f.get('httpStatus', '-')}, openssl verify "
+        f"{'OK' if f.get('opensslVerify') else '-'})",
+        f"  CertVerifier    {f.get('verification', '-')}",
+        f"  logs            {f.get('logs', '-')}",
+        f"  console log     {f.get('console', '-')}",
+        "  steps           " + ", ".join(
+            f"{k} {v:.1f}s" for k, v in report.timings.items()),
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="capos-run", description=__doc__.split("\n\n")[0],
+    )
+    p.add_argument("--keep", action="store_true",
+                   help="keep the VM serving after the checks")
+    p.add_argument("--json", action="store_true",
+                   help="print the report as JSON")
+    p.add_argument("--issue-timeout", type=float, default=240.0,
+                   help="seconds to wait for the certificate (TCG)")
+    p.add_argument("--nonce-reject", type=int, default=5,
+                   help="pebble's percentage of rejected nonces")
+    args = p.parse_args(argv)
+    report = Report()
+    try:
+        run(args, report)
+    except StepError as err:
+        report.failed, report.error = err.step, err.detail
+        print(f"run: FAILED at step {err.step}: {err.detail}",
+              file=sys.stderr, flush=True)
+    if args.json:
+        print(json.dumps(dataclasses.asdict(report), indent=2))
+    else:
+        print_report(report)
+    return 1 if report.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
