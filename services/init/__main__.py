@@ -143,6 +143,16 @@ async def supervise(procs: list[system.Process], manifest: Any,
     return 0
 
 
+def port_map(text: str) -> dict[int, int]:
+    """``CAPOS_LISTEN_MAP``: ``80=0,443=8443`` moves manifest ports (for
+    running capos-init on a host beside other servers; 0 = any)."""
+    out: dict[int, int] = {}
+    for item in filter(None, text.split(",")):
+        port, _, to = item.partition("=")
+        out[int(port)] = int(to)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = {}
@@ -163,7 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     procs: list[system.Process] = []
     try:
         order = system.start_order(system.specs_from_manifest(manifest))
-        procs = system.spawn(order, isolate if args.isolate else None)
+        procs = system.spawn(
+            order, isolate if args.isolate else None,
+            bind=os.environ.get("CAPOS_BIND", "0.0.0.0"),
+            port_map=port_map(os.environ.get("CAPOS_LISTEN_MAP", "")),
+        )
         stage("services-forked")
         code = asyncio.run(capnp.run(supervise(procs, manifest, settings, args.state)))
     except system.BootError as err:

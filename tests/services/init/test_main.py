@@ -1,0 +1,128 @@
+"""capos-init as a process: a bad manifest starts nothing and says why."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bootmanifest import build, sign
+from services.init import __main__ as init_main
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("manifest")
+    key = sign.load_or_create_key(d / "signing.key")
+    anchor = build.ExtraAnchor("acme-server-root", _root_der())
+    inputs = build.read_inputs(extra_anchors=(anchor,))
+    now = int(time.time())
+
+    def make(name: str, version: int, issued: int, expires: int) -> Path:
+        raw = build.assemble(inputs, build.BuildParams(
+            version=version, issued_at=issued, expires_at=expires,
+            signers=(sign.key_id(key.public_key()),)))
+        path = d / name
+        path.write_bytes(sign.sign(raw, [key]))
+        return path
+
+    good = make("good.bin", 5, now - 60, now + 86400)
+    tampered = d / "tampered.bin"
+    data = bytearray(good.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    tampered.write_bytes(bytes(data))
+    pub = d / "pub.hex"
+    pub.write_text(sign.raw_public(key.public_key()).hex())
+    return {
+        "good": good, "tampered": tampered, "pub": pub,
+        "expired": make("expired.bin", 5, now - 7200, now - 3600),
+        "dir": d,
+    }
+
+
+def _root_der() -> bytes:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from tests.bootmanifest.conftest import _test_root_pem
+
+    return x509.load_pem_x509_certificate(_test_root_pem()).public_bytes(
+        Encoding.DER)
+
+
+def run_init(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "services.init", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+
+@pytest.mark.parametrize(
+    ("which", "reason"),
+    [("tampered", "badSignature"), ("expired", "expired")],
+)
+def test_bad_manifest_starts_nothing(signed, which, reason) -> None:
+    proc = run_init("--manifest", str(signed[which]),
+                    "--pubkey", str(signed["pub"]))
+    assert proc.returncode == init_main.EXIT_MANIFEST
+    assert f"CAPOS-FATAL {reason}:" in proc.stdout
+    assert "CAPOS-STAGE" not in proc.stdout
+    assert "CAPOS-READY" not in proc.stdout
+
+
+def test_downgrade_refused(signed, tmp_path) -> None:
+    (tmp_path / "installed-version").write_text("9\n")
+    proc = run_init("--manifest", str(signed["good"]), "--pubkey",
+                    str(signed["pub"]), "--state", str(tmp_path))
+    assert proc.returncode == init_main.EXIT_MANIFEST
+    assert "CAPOS-FATAL rollback:" in proc.stdout
+
+
+def test_wrong_key_refused(signed, tmp_path) -> None:
+    other = sign.load_or_create_key(tmp_path / "other.key")
+    pub = tmp_path / "other.hex"
+    pub.write_text(sign.raw_public(other.public_key()).hex())
+    proc = run_init("--manifest", str(signed["good"]), "--pubkey", str(pub))
+    assert proc.returncode == init_main.EXIT_MANIFEST
+    assert "CAPOS-FATAL unknownSigner:" in proc.stdout
+
+
+def test_good_manifest_boots_and_records_version(signed, tmp_path) -> None:
+    """The good manifest verifies and every service comes up; SIGTERM
+    stops them all. The installed version is recorded for rollback."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.init", "--manifest",
+         str(signed["good"]), "--pubkey", str(signed["pub"]),
+         "--state", str(tmp_path), "--setting",
+         "acmeDirectory=https://127.0.0.1:1/dir"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, env={**os.environ, "PYTHONPATH": str(REPO),
+                        "CAPOS_LISTEN_MAP": "80=0,443=0",
+                        "CAPOS_BIND": "127.0.0.1"},
+    )
+    lines = []
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:
+            lines.append(line.rstrip())
+            if line.startswith(("CAPOS-READY", "CAPOS-FATAL")):
+                break
+        proc.terminate()
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    ready = [x for x in lines if x.startswith("CAPOS-READY")]
+    assert ready, "\n".join(lines)
+    assert ready[0].split()[1] == (
+        "services=audit,trust,verifier,certstore,acme,gateway")
+    assert (tmp_path / "installed-version").read_text().strip() == "5"
