@@ -112,6 +112,10 @@ def plan(manifest: Path | None = None,
          for w in lock["wheels"]])
     files = _tree(REPO / "services", "opt/capos/services")
     files += _tree(REPO / "schema", "opt/capos/schema")
+    # capos-init verifies the manifest with bootmanifest's code; the
+    # build-time data (certdata, log list) is already inside the manifest.
+    files += [f for f in _tree(REPO / "bootmanifest", "opt/capos/bootmanifest")
+              if "/data/" not in f[0] and f[0].endswith(".py")]
     files += _tree(GUEST, "opt/capos/guest")
     if manifest:
         files.append(("opt/capos/manifest.signed", manifest))

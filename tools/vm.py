@@ -54,7 +54,18 @@ class VM:
     def __init__(self, image: Path | str = REPO / "build/image",
                  memory_mb: int = 256, guest: str | None = None,
                  timeout: float = BOOT_TIMEOUT, keep_log: bool = False,
-                 append: str = "", machine: str = "pc") -> None:
+                 append: str = "", machine: str = "pc",
+                 hostfwd: list[tuple[int, int]] | None = None,
+                 guestfwd: list[tuple[str, int, int]] | None = None,
+                 console_dir: Path | None = None,
+                 ready: str = READY) -> None:
+        """:param hostfwd: extra ``(host port, guest port)`` forwards,
+            bound to 127.0.0.1 (443 always gets a free port: ``port``).
+        :param guestfwd: ``(guest ip, guest port, host port)``: the guest
+            reaches 127.0.0.1:<host port> at <guest ip>:<guest port>.
+        :param console_dir: where kept console logs go (default logs/).
+        :param ready: console regex that means the guest is up.
+        """
         self.image = Path(image)
         self.memory_mb = memory_mb
         self.guest = guest
@@ -62,6 +73,10 @@ class VM:
         self.keep_log = keep_log
         self.extra_append = append
         self.machine = machine  # "pc" measured fastest with PVH here
+        self.hostfwd = list(hostfwd or [])
+        self.guestfwd = list(guestfwd or [])
+        self.console_dir = console_dir or LOGS
+        self.ready = ready
         self.port = 0
         self.boot_seconds = 0.0
         self.ready_line = ""
@@ -74,6 +89,14 @@ class VM:
         self._t0 = 0.0
 
     # -- lifecycle -------------------------------------------------------
+    def _netdev(self) -> str:
+        parts = ["user", "id=n0", "restrict=on",
+                 f"hostfwd=tcp:127.0.0.1:{self.port}-:443"]
+        parts += [f"hostfwd=tcp:127.0.0.1:{h}-:{g}" for h, g in self.hostfwd]
+        parts += [f"guestfwd=tcp:{ip}:{g}-tcp:127.0.0.1:{h}"
+                  for ip, g, h in self.guestfwd]
+        return ",".join(parts)
+
     def command(self) -> list[str]:
         append = "console=ttyS0 quiet panic=-1 rdinit=/init"
         if self.guest:
@@ -90,8 +113,7 @@ class VM:
             "-chardev", f"file,id=con0,path={self.console_log}",
             "-serial", "chardev:con0",
             "-device", "virtio-rng-pci",
-            "-netdev", "user,id=n0,restrict=on,"
-                       f"hostfwd=tcp:127.0.0.1:{self.port}-:443",
+            "-netdev", self._netdev(),
             "-device", "virtio-net-pci,netdev=n0,romfile=",
             "-qmp", f"unix:{self._qmp_sock},server=on,wait=off",
         ]
@@ -112,7 +134,7 @@ class VM:
                                           stderr=err)
         try:
             self._loop.run_until_complete(self._connect())
-            self.ready_line = self.wait_for(READY, self.timeout)
+            self.ready_line = self.wait_for(self.ready, self.timeout)
             self.boot_seconds = time.monotonic() - self._t0
         except BaseException:
             self.stop(failed=True)
@@ -189,9 +211,10 @@ class VM:
                 self._proc.wait()
             self._proc = None
         if (failed or self.keep_log) and self.console_log.exists():
-            LOGS.mkdir(exist_ok=True)
-            dest = LOGS / f"console-{time.strftime('%Y%m%dT%H%M%S')}-" \
-                          f"{os.getpid()}.log"
+            self.console_dir.mkdir(parents=True, exist_ok=True)
+            dest = self.console_dir / (
+                f"console-{time.strftime('%Y%m%dT%H%M%S')}-"
+                f"{os.getpid()}.log")
             shutil.copyfile(self.console_log, dest)
             self.kept_log = dest
         shutil.rmtree(self._tmp, ignore_errors=True)
