@@ -122,7 +122,8 @@ async def supervise(procs: list[system.Process], manifest: Any,
     del exports
     record_version(state, manifest.version)
     names = ",".join(p.spec.name for p in procs)
-    say(f"CAPOS-READY services={names} t={time.monotonic() - _T0:.3f}")
+    say(f"CAPOS-READY services={names} t={time.monotonic() - _T0:.3f} "
+        f"mem_used_kb={memory_used_kb()}")
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -141,6 +142,18 @@ async def supervise(procs: list[system.Process], manifest: Any,
             pass
     del keep
     return 0
+
+
+def memory_used_kb() -> int:
+    """MemTotal - MemAvailable, from /proc/meminfo (0 if unreadable)."""
+    try:
+        info = dict(
+            (line.split(":")[0], int(line.split()[1]))
+            for line in Path("/proc/meminfo").read_text().splitlines()
+        )
+        return info["MemTotal"] - info["MemAvailable"]
+    except (OSError, KeyError, ValueError, IndexError):
+        return 0
 
 
 def port_map(text: str) -> dict[int, int]:
