@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import struct
 import threading
 import time
 from typing import Any
@@ -87,7 +88,13 @@ class TLSServer:
             raw.close()
             return
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        raw.settimeout(30)
+        # pyOpenSSL needs a blocking socket: a Python-level timeout makes
+        # the fd non-blocking and recv then raises WantReadError. A kernel
+        # receive/send timeout bounds a stuck peer instead.
+        raw.setblocking(True)
+        limit = struct.pack("ll", 30, 0)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, limit)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, limit)
         conn = SSL.Connection(ctx, raw)
         conn.set_accept_state()
         try:
