@@ -77,7 +77,7 @@ def verify_figures() -> None:
 
     chain = verify.read_certs(REPO / "tests/vectors/chains/google.com.pem")
     anchors = verify.mozilla_anchors()
-    at = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
+    at = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
     n = 200
 
     async def capability() -> list[float]:

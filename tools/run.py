@@ -261,6 +261,13 @@ def run(args: argparse.Namespace, report: Report) -> Report:
                                      lambda: verify_served(vm.port,
                                                            root_pem)))
             report.facts["memory"] = guest_memory(vm)
+            records = vm.audit_records()
+            report.facts["audit"] = {
+                "records": len(records),
+                "operations": sorted({
+                    f"{r['service']}.{r['operation']}:{r['outcome']}"
+                    for r in records}),
+            }
             if args.keep:
                 print(f"run: VM serving https://{NAME}:{vm.port}/ "
                       f"(curl --resolve {NAME}:{vm.port}:127.0.0.1 "
@@ -273,6 +280,7 @@ def run(args: argparse.Namespace, report: Report) -> Report:
         finally:
             vm.stop()
             report.facts["console"] = str(getattr(vm, "kept_log", ""))
+            report.facts["auditLog"] = str(getattr(vm, "kept_audit", ""))
     return report
 
 
@@ -307,7 +315,10 @@ def print_report(report: Report) -> None:
         f"{'OK' if f.get('opensslVerify') else '-'})",
         f"  CertVerifier    {f.get('verification', '-')}",
         f"  logs            {f.get('logs', '-')}",
+        f"  audit           {f.get('audit', {}).get('records', '-')} records"
+        f" from the guest: {', '.join(f.get('audit', {}).get('operations', []))}",
         f"  console log     {f.get('console', '-')}",
+        f"  audit log       {f.get('auditLog', '-')}",
         "  steps           " + ", ".join(
             f"{k} {v:.1f}s" for k, v in report.timings.items()),
     ]

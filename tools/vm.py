@@ -82,6 +82,9 @@ class VM:
         self.ready_line = ""
         self._tmp = Path(tempfile.mkdtemp(prefix="capos-vm-"))
         self.console_log = self._tmp / "console.log"
+        #: Audit records the guest writes on its ``capos.audit``
+        #: virtio-serial port, one JSON line each.
+        self.audit_log = self._tmp / "audit.jsonl"
         self._qmp_sock = self._tmp / "qmp.sock"
         self._proc: subprocess.Popen[bytes] | None = None
         self._loop = asyncio.new_event_loop()
@@ -113,6 +116,10 @@ class VM:
             "-chardev", f"file,id=con0,path={self.console_log}",
             "-serial", "chardev:con0",
             "-device", "virtio-rng-pci",
+            "-device", "virtio-serial-pci,id=vser0",
+            "-chardev", f"file,id=audit0,path={self.audit_log}",
+            "-device", "virtserialport,bus=vser0.0,chardev=audit0,"
+                       "name=capos.audit",
             "-netdev", self._netdev(),
             "-device", "virtio-net-pci,netdev=n0,romfile=",
             "-qmp", f"unix:{self._qmp_sock},server=on,wait=off",
@@ -162,6 +169,13 @@ class VM:
             err = (self._tmp / "qemu.err").read_text(errors="replace")
             raise VMError(f"qemu exited rc={self._proc.returncode}: "
                           f"{err.strip()[-500:]}")
+
+    def audit_records(self) -> list[dict[str, object]]:
+        """Every audit record the guest has sent so far."""
+        if not self.audit_log.exists():
+            return []
+        return [json.loads(x) for x in
+                self.audit_log.read_text().splitlines() if x.strip()]
 
     def console(self) -> str:
         return self.console_log.read_text(errors="replace")
@@ -217,6 +231,13 @@ class VM:
                 f"{os.getpid()}.log")
             shutil.copyfile(self.console_log, dest)
             self.kept_log = dest
+        if (failed or self.keep_log) and self.audit_log.exists():
+            self.console_dir.mkdir(parents=True, exist_ok=True)
+            dest = self.console_dir / (
+                f"audit-{time.strftime('%Y%m%dT%H%M%S')}-"
+                f"{os.getpid()}.jsonl")
+            shutil.copyfile(self.audit_log, dest)
+            self.kept_audit = dest
         shutil.rmtree(self._tmp, ignore_errors=True)
         if not self._loop.is_closed():
             self._loop.close()

@@ -28,5 +28,8 @@ def test_make_run_path(capsys) -> None:
     assert facts["manifest"]["anchors"] == 172
     assert facts["manifest"]["ctLogs"] == 56
     assert facts["issuanceSeconds"] > 0
+    ops = set(facts["audit"]["operations"])
+    assert {"acme.register:ok", "acme.order:ok", "certstore.put:ok",
+            "gateway.rotate:ok"} <= ops
     assert set(report["timings"]) == {
         "manifest", "image", "boot", "issue", "tls", "verify"}
