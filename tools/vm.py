@@ -224,23 +224,24 @@ class VM:
                 self._proc.kill()
                 self._proc.wait()
             self._proc = None
-        if (failed or self.keep_log) and self.console_log.exists():
-            self.console_dir.mkdir(parents=True, exist_ok=True)
-            dest = self.console_dir / (
-                f"console-{time.strftime('%Y%m%dT%H%M%S')}-"
-                f"{os.getpid()}.log")
-            shutil.copyfile(self.console_log, dest)
-            self.kept_log = dest
-        if (failed or self.keep_log) and self.audit_log.exists():
-            self.console_dir.mkdir(parents=True, exist_ok=True)
-            dest = self.console_dir / (
-                f"audit-{time.strftime('%Y%m%dT%H%M%S')}-"
-                f"{os.getpid()}.jsonl")
-            shutil.copyfile(self.audit_log, dest)
-            self.kept_audit = dest
+        if failed or self.keep_log:
+            self.kept_log = self._keep(self.console_log, "console", "log")
+            self.kept_audit = self._keep(self.audit_log, "audit", "jsonl")
         shutil.rmtree(self._tmp, ignore_errors=True)
         if not self._loop.is_closed():
             self._loop.close()
+
+    def _keep(self, src: Path, prefix: str, suffix: str) -> Path | None:
+        """Copy a per-VM file into ``console_dir`` before the temporary
+        directory goes; returns where it went."""
+        if not src.exists():
+            return None
+        self.console_dir.mkdir(parents=True, exist_ok=True)
+        dest = self.console_dir / (
+            f"{prefix}-{time.strftime('%Y%m%dT%H%M%S')}-"
+            f"{os.getpid()}.{suffix}")
+        shutil.copyfile(src, dest)
+        return dest
 
     def __enter__(self) -> VM:
         try:
