@@ -53,7 +53,11 @@ def _deb(pkg: str) -> dict[str, str]:
 def _wheels() -> list[dict[str, str]]:
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "r.json"
+        # --isolated: ignore this machine's pip configuration, whose local
+        # indexes would put file:// URLs in the lock that no other
+        # machine can fetch. The lock names PyPI only.
         cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "-q",
+               "--isolated", "--index-url", "https://pypi.org/simple/",
                "--ignore-installed", "--only-binary=:all:",
                "--python-version", "3.11", "--implementation", "cp",
                "--abi", "cp311", "--target", tmp, "--report", str(report)]

@@ -22,3 +22,18 @@ def test_two_builds_are_identical(tmp_path: Path) -> None:
         (tmp_path / "b/vmlinux").read_bytes()
     assert (tmp_path / "a/initramfs.cpio.zst.sha256").read_text() == \
         (tmp_path / "b/initramfs.cpio.zst.sha256").read_text()
+
+
+def test_lock_names_only_public_sources() -> None:
+    """Every pinned input must be fetchable from any machine: Debian's
+    mirror or PyPI, never a path on the machine that made the lock."""
+    import json
+
+    from image.build import LOCK
+
+    lock = json.loads(LOCK.read_text())
+    for item in lock["debs"] + lock["wheels"]:
+        assert item["url"].startswith(
+            ("http://deb.debian.org/", "https://files.pythonhosted.org/")
+        ), item["url"]
+        assert len(item["sha256"]) == 64
