@@ -232,6 +232,7 @@ def _fill_services(msg: Any, inputs: BuildInputs) -> None:
         out.inputs = list(svc.inputs)
         out.network = svc.has_network
         out.listen = list(svc.listen)
+        out.state = svc.state
 
 
 def assemble(inputs: BuildInputs, params: BuildParams) -> bytes:

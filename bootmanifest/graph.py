@@ -51,6 +51,9 @@ class Service:
     inputs: tuple[str, ...]
     has_network: bool
     listen: tuple[int, ...]
+    #: capos-init gives the service a private directory on the data disk
+    #: (its ``stateDir`` input), owned by the service's uid alone.
+    state: bool = False
 
 
 def _fail(service: str, detail: str, **context: Any) -> ManifestError:
@@ -74,7 +77,7 @@ def _service(raw: Any) -> Service:
         raise ManifestError(Reason.GRAPH, f"service without a name: {raw!r}")
     name = raw["name"]
     known = {"name", "module", "exports", "grants", "inputs", "network",
-             "listen"}
+             "listen", "state"}
     extra = sorted(set(raw) - known)
     if extra:
         raise _fail(name, f"unknown field {extra[0]!r}", field=extra[0])
@@ -98,7 +101,15 @@ def _service(raw: Any) -> Service:
         inputs=_str_list(raw, "inputs", name),
         has_network=bool(raw.get("network", False)),
         listen=tuple(listen),
+        state=_bool(raw, "state", name),
     )
+
+
+def _bool(raw: dict[str, Any], key: str, service: str) -> bool:
+    value = raw.get(key, False)
+    if not isinstance(value, bool):
+        raise _fail(service, f"{key} must be true or false")
+    return value
 
 
 def parse(data: bytes) -> tuple[Service, ...]:

@@ -144,6 +144,10 @@ struct ServiceEntry {
 
   network @5 :Bool;
   listen @6 :List(UInt16);
+
+  state @7 :Bool;
+  # The service keeps state across boots: capos-init hands it a private
+  # directory on the data disk as its "stateDir" input.
 }
 
 struct Grant {

@@ -37,6 +37,7 @@ DEBIAN = {
     "openssl": "openssl",
     "curl": "curl",
     "xz-utils": "xz",
+    "e2fsprogs": "mkfs.ext4",
 }
 
 

@@ -59,13 +59,16 @@ class VM:
                  hostfwd: list[tuple[int, int]] | None = None,
                  guestfwd: list[tuple[str, int, int]] | None = None,
                  console_dir: Path | None = None,
-                 ready: str = READY, smp: int = 1) -> None:
+                 ready: str = READY, smp: int = 1,
+                 data_disk: Path | None = None) -> None:
         """:param hostfwd: extra ``(host port, guest port)`` forwards,
             bound to 127.0.0.1 (443 always gets a free port: ``port``).
         :param guestfwd: ``(guest ip, guest port, host port)``: the guest
             reaches 127.0.0.1:<host port> at <guest ip>:<guest port>.
         :param console_dir: where kept console logs go (default logs/).
         :param ready: console regex that means the guest is up.
+        :param data_disk: a raw ext4 image (see :func:`make_data_disk`)
+            attached as virtio-blk ``/dev/vda``, the guest's ``/data``.
         """
         self.image = Path(image)
         self.memory_mb = memory_mb
@@ -79,6 +82,7 @@ class VM:
         self.console_dir = console_dir or LOGS
         self.ready = ready
         self.smp = smp
+        self.data_disk = Path(data_disk) if data_disk else None
         self.port = 0
         self.boot_seconds = 0.0
         self.ready_line = ""
@@ -101,6 +105,13 @@ class VM:
         parts += [f"guestfwd=tcp:{ip}:{g}-tcp:127.0.0.1:{h}"
                   for ip, g, h in self.guestfwd]
         return ",".join(parts)
+
+    def _disk(self) -> list[str]:
+        if self.data_disk is None:
+            return []
+        return ["-drive", f"file={self.data_disk},if=none,id=data0,"
+                "format=raw,cache=writeback",
+                "-device", "virtio-blk-pci,drive=data0"]
 
     def command(self) -> list[str]:
         append = "console=ttyS0 quiet panic=-1 rdinit=/init"
@@ -125,6 +136,7 @@ class VM:
             "-chardev", f"file,id=audit0,path={self.audit_log}",
             "-device", "virtserialport,bus=vser0.0,chardev=audit0,"
                        "name=capos.audit",
+            *self._disk(),
             "-netdev", self._netdev(),
             "-device", "virtio-net-pci,netdev=n0,romfile=",
             "-qmp", f"unix:{self._qmp_sock},server=on,wait=off",
@@ -274,6 +286,53 @@ class VM:
                  ev: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop(failed=et is not None)
+
+
+def make_data_disk(path: Path, size_mb: int = 64,
+                   files: dict[str, bytes] | None = None) -> Path:
+    """A fresh ext4 image for the guest's ``/data``, optionally holding
+    ``files`` (relative path -> bytes), made with ``mkfs.ext4 -d``."""
+    path = Path(path)
+    with tempfile.TemporaryDirectory(prefix="capos-disk-") as tmp:
+        for rel, data in (files or {}).items():
+            dest = Path(tmp) / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(data)
+        with path.open("wb") as f:
+            f.truncate(size_mb << 20)
+        proc = subprocess.run(
+            ["mkfs.ext4", "-q", "-F", "-L", "capos-data", "-d", tmp,
+             "-E", "root_owner=0:0", str(path)],
+            capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise VMError(f"mkfs.ext4 {path}: {proc.stderr.strip()}")
+    return path
+
+
+def debugfs(disk: Path, request: str) -> str:
+    """Run one ``debugfs`` request on a copy of a data disk whose journal
+    was replayed first (``e2fsck -p``, as the guest's next mount would):
+    the guest may have been stopped with committed but unreplayed
+    journal blocks, which debugfs alone does not read."""
+    with tempfile.TemporaryDirectory(prefix="capos-disk-") as tmp:
+        copy = Path(tmp) / "data.img"
+        shutil.copyfile(disk, copy)
+        fsck = subprocess.run(["e2fsck", "-p", str(copy)],
+                              capture_output=True, text=True)
+        if fsck.returncode not in (0, 1):
+            raise VMError(f"e2fsck {disk}: rc={fsck.returncode} "
+                          f"{(fsck.stdout + fsck.stderr).strip()[-300:]}")
+        proc = subprocess.run(["debugfs", "-R", request, str(copy)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise VMError(f"debugfs {request!r}: {proc.stderr.strip()}")
+        return proc.stdout if "not found" not in proc.stderr else ""
+
+
+def read_data_file(disk: Path, rel: str) -> bytes | None:
+    """One file from a data disk image; ``None`` if it is not there."""
+    out = debugfs(disk, f"cat /{rel}")
+    return out.encode() if out else None
 
 
 def tls_handshake(port: int) -> tuple[str, bytes]:

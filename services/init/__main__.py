@@ -58,7 +58,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threshold", type=int, default=1,
                    help="distinct trusted signatures required (default 1)")
     p.add_argument("--state", type=Path, default=None,
-                   help="directory keeping the installed manifest version")
+                   help="directory keeping the installed manifest version "
+                   "(default: DATA/init when --data is given)")
+    p.add_argument("--data", type=Path, default=None,
+                   help="the data disk's mount point: init keeps its state "
+                   "there and gives each service whose entry says "
+                   "\"state\" a private directory under DATA/services")
     p.add_argument("--setting", action="append", default=[],
                    metavar="KEY=VALUE",
                    help="local setting handed to every service")
@@ -88,6 +93,13 @@ def record_version(state: Path | None, version: int) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, state / "installed-version")
+    # The rename is durable only once the directory is: without this, a
+    # power cut right after boot could bring the old version back.
+    fd = os.open(state, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def verify_manifest(args: argparse.Namespace) -> Any:
@@ -108,20 +120,22 @@ _CLONE_NEWNET = 0x40000000
 
 def isolate(index: int, spec: system.ServiceSpec) -> None:
     """Drop what Linux can take away from a service process."""
-    if not spec.network:
+    if not spec.has_network:
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.unshare(_CLONE_NEWNET) != 0:
             err = ctypes.get_errno()
             raise OSError(err, f"unshare(CLONE_NEWNET): {os.strerror(err)}")
-    uid = 61000 + index
+    uid = system.service_uid(index)
     os.setgroups([])
     os.setresgid(uid, uid, uid)
     os.setresuid(uid, uid, uid)
 
 
 async def supervise(procs: list[system.Process], manifest: Any,
-                    settings: dict[str, str], state: Path | None) -> int:
-    exports, keep = await system.wire(manifest, procs, settings)
+                    settings: dict[str, str], state: Path | None,
+                    state_dirs: dict[str, str]) -> int:
+    exports, keep = await system.wire(manifest, procs, settings,
+                                      state_dirs)
     del exports
     record_version(state, manifest.version)
     names = ",".join(p.spec.name for p in procs)
@@ -196,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"capos-init: bad --setting {item!r}", file=sys.stderr)
             return 2
         settings[key] = value
+    if args.state is None and args.data is not None:
+        args.state = args.data / "init"
     try:
         manifest = verify_manifest(args)
     except Exception as err:
@@ -206,15 +222,18 @@ def main(argv: list[str] | None = None) -> int:
     stage(f"manifest-verified version={manifest.version}")
     procs: list[system.Process] = []
     try:
-        order = system.start_order(system.specs_from_manifest(manifest))
+        order = system.start_order(
+            system.specs_from_manifest(manifest),
+            [a.name for a in manifest.extraAnchors])
         procs = system.spawn(
             order, isolate if args.isolate else None,
             bind=os.environ.get("CAPOS_BIND", "0.0.0.0"),
             port_map=port_map(os.environ.get("CAPOS_LISTEN_MAP", "")),
         )
         stage("services-forked")
+        state_dirs = system.state_dirs(order, args.data, args.isolate)
         code = asyncio.run(capnp.run(
-            supervise(procs, manifest, settings, args.state)))
+            supervise(procs, manifest, settings, args.state, state_dirs)))
     except system.BootError as err:
         say(f"CAPOS-FATAL {err.reason}: {err.detail}")
         return EXIT_BOOT

@@ -26,10 +26,13 @@ import socket
 import sys
 import traceback
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import capnp  # type: ignore[import-untyped]
 
+from bootmanifest import graph
+from bootmanifest.errors import ManifestError
 from services._runtime import boundary, host
 from services._runtime.schema import runtime
 
@@ -43,24 +46,10 @@ class BootError(Exception):
         self.detail = detail
 
 
-@dataclasses.dataclass(frozen=True)
-class GrantSpec:
-    name: str
-    provider: str
-    cap: str
-
-
-@dataclasses.dataclass(frozen=True)
-class ServiceSpec:
-    """One service entry of the manifest, as plain values."""
-
-    name: str
-    module: str
-    exports: tuple[str, ...]
-    grants: tuple[GrantSpec, ...]
-    inputs: tuple[str, ...]
-    network: bool
-    listen: tuple[int, ...] = ()
+#: A service entry as plain values: the build-time graph's own type, so
+#: the graph is checked by one piece of code at build and at boot.
+ServiceSpec = graph.Service
+GrantSpec = graph.Grant
 
 
 def specs_from_manifest(manifest: Any) -> list[ServiceSpec]:
@@ -73,63 +62,84 @@ def specs_from_manifest(manifest: Any) -> list[ServiceSpec]:
                 GrantSpec(g.name, g.provider, g.cap) for g in s.grants
             ),
             inputs=tuple(s.inputs),
-            network=s.network,
+            has_network=s.network,
             listen=tuple(s.listen),
+            state=s.state,
         )
         for s in manifest.services
     ]
 
 
-def start_order(specs: Iterable[ServiceSpec]) -> list[ServiceSpec]:
-    """Services in dependency order; raises :class:`BootError` on a bad
-    graph (unknown provider or capability, duplicate name, cycle)."""
-    by_name: dict[str, ServiceSpec] = {}
-    for spec in specs:
-        if spec.name in by_name:
-            raise BootError("badGraph", f"service {spec.name!r} twice")
-        by_name[spec.name] = spec
-    for spec in by_name.values():
-        for g in spec.grants:
-            provider = by_name.get(g.provider)
-            if provider is None:
-                raise BootError(
-                    "unknownService",
-                    f"{spec.name} is granted {g.name!r} from unknown "
-                    f"service {g.provider!r}",
-                )
-            if g.cap not in provider.exports:
-                raise BootError(
-                    "unknownCapability",
-                    f"{spec.name} is granted {g.cap!r}, which "
-                    f"{g.provider} does not export",
-                )
-    order: list[ServiceSpec] = []
-    state: dict[str, int] = {}
+def start_order(specs: Iterable[ServiceSpec],
+                anchor_names: Iterable[str] | None = None,
+                ) -> list[ServiceSpec]:
+    """Services in dependency order, checked again at boot by
+    :func:`bootmanifest.graph.validate`, the check the build ran.
 
-    def visit(name: str, path: tuple[str, ...]) -> None:
-        if state.get(name) == 2:
-            return
-        if state.get(name) == 1:
-            cycle = " -> ".join((*path, name))
-            raise BootError("badGraph", f"grant cycle: {cycle}")
-        state[name] = 1
-        for g in by_name[name].grants:
-            visit(g.provider, (*path, name))
-        state[name] = 2
-        order.append(by_name[name])
+    :param anchor_names: the manifest's extra anchors; ``None`` admits
+        every ``anchor:`` input (:func:`section_inputs` still refuses
+        one the manifest lacks).
+    :raises BootError: ``unknownService``, ``unknownCapability``,
+        ``unknownInput`` or ``badGraph``, naming the service and the bad
+        name.
+    """
+    specs = tuple(specs)
+    if anchor_names is None:
+        anchor_names = {i.removeprefix(graph.ANCHOR_PREFIX) for s in specs
+                        for i in s.inputs
+                        if i.startswith(graph.ANCHOR_PREFIX)}
+    try:
+        return list(graph.validate(specs, anchor_names))
+    except ManifestError as err:
+        ctx = err.context
+        reason = ("unknownCapability" if "cap" in ctx
+                  else "unknownService" if "provider" in ctx
+                  else "unknownInput" if "input" in ctx
+                  else "badGraph")
+        raise BootError(reason, err.detail) from err
 
-    for name in by_name:
-        visit(name, ())
-    return order
+
+def service_uid(index: int) -> int:
+    """The uid a service runs as under isolation (its start position)."""
+    return 61000 + index
+
+
+def state_dirs(order: list[ServiceSpec], data: Path | None,
+               isolated: bool) -> dict[str, str]:
+    """Make ``DATA/services/<name>`` (mode 0700) for each service whose
+    entry asks for state, owned by that service's uid when isolated.
+    Without a data disk there are none, and such services keep their
+    state in memory."""
+    if data is None:
+        return {}
+    out: dict[str, str] = {}
+    for index, spec in enumerate(order):
+        if not spec.state:
+            continue
+        path = data / "services" / spec.name
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            path.chmod(0o700)
+            if isolated:
+                os.chown(path, service_uid(index), service_uid(index))
+        except OSError as err:
+            raise BootError("stateFailed",
+                            f"{spec.name}: {path}: {err.strerror}") from err
+        out[spec.name] = str(path)
+    return out
 
 
 def section_inputs(
-    manifest: Any, spec: ServiceSpec, settings: dict[str, str]
+    manifest: Any, spec: ServiceSpec, settings: dict[str, str],
+    state_dir: str | None = None,
 ) -> list[dict[str, Any]]:
     """The manifest sections a service's entry names, as standalone
     messages: ``roots`` (RootBundle), ``ctLogs`` (CtLogList),
-    ``presets`` (JSON list), ``anchor:<name>`` (DER)."""
+    ``presets`` (JSON list), ``anchor:<name>`` (DER); and ``stateDir``,
+    the service's private directory, when it has one."""
     out: list[dict[str, Any]] = []
+    if state_dir is not None:
+        out.append({"name": "stateDir", "data": state_dir.encode()})
     extra = {a.name: bytes(a.der) for a in manifest.extraAnchors}
     for name in spec.inputs:
         if name == "roots":
@@ -237,7 +247,8 @@ def spawn(
 
 
 async def wire(
-    manifest: Any, procs: list[Process], settings: dict[str, str]
+    manifest: Any, procs: list[Process], settings: dict[str, str],
+    state_dirs: dict[str, str] | None = None,
 ) -> tuple[dict[tuple[str, str], Any], list[Any]]:
     """Start each service with its grants; return every export and the
     client objects that must stay alive while the system runs."""
@@ -255,7 +266,8 @@ async def wire(
             {"name": g.name, "cap": exports[(g.provider, g.cap)]}
             for g in spec.grants
         ]
-        inputs = section_inputs(manifest, spec, settings)
+        inputs = section_inputs(manifest, spec, settings,
+                                (state_dirs or {}).get(spec.name))
         try:
             result = await service_host.start(grants=grants, inputs=inputs)
         except capnp.KjException as err:

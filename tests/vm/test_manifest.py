@@ -36,7 +36,7 @@ def test_tampered_manifest_stops_the_boot(tmp_path: Path) -> None:
     assert "CAPOS-GATEWAY" not in console
 
 
-def run_clock_now():  # noqa: ANN201 - tiny helper
+def run_clock_now():  # tiny helper
     from services._runtime.clock import SystemClock
 
     return SystemClock().now()
