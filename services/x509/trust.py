@@ -174,35 +174,72 @@ class TrustStoreCore:
 
 @dataclasses.dataclass(frozen=True)
 class Excluded:
-    """An anchor left out of path building for one leaf, and why."""
+    """An anchor left out of path building for one leaf, and why.
+
+    :param cutoff: the distrust-after date that excluded it, or None
+        when it is not trusted for the purpose at all.
+    """
 
     anchor: Anchor
-    why: str
+    purpose: str
+    cutoff: dt.datetime | None = None
+    leaf_not_before: dt.datetime | None = None
+
+    @property
+    def why(self) -> str:
+        name = (f"anchor {self.anchor.label!r} "
+                f"(sha256={self.anchor.cert.sha256.hex()})")
+        if self.cutoff is None or self.leaf_not_before is None:
+            return f"{name} is not trusted for {self.purpose}"
+        return (f"{name} distrusts {self.purpose} certificates issued "
+                f"after {self.cutoff.isoformat()}; leaf notBefore "
+                f"{self.leaf_not_before.isoformat()}")
 
 
-def usable_anchors(anchors: Iterable[Anchor], purpose: str,
-                   leaf_not_before: dt.datetime
-                   ) -> tuple[tuple[Anchor, ...], tuple[Excluded, ...]]:
-    """Split ``anchors`` into those that may anchor this leaf and the rest.
+@dataclasses.dataclass(frozen=True)
+class PurposeView:
+    """A store's anchors split for one purpose; computed once per store
+    content and purpose, then reused for every leaf."""
 
-    An anchor is left out when it is not trusted for ``purpose``, or
-    when its distrust-after date for ``purpose`` is earlier than the
-    leaf's notBefore (the root program's "certificates issued after").
-    """
-    usable: list[Anchor] = []
-    excluded: list[Excluded] = []
+    purpose: str
+    trusted: tuple[ParsedCertificate, ...]
+    dated: tuple[tuple[Anchor, dt.datetime], ...]
+    untrusted: tuple[Anchor, ...]
+
+
+def purpose_view(anchors: Iterable[Anchor], purpose: str) -> PurposeView:
+    """Split ``anchors`` by whether (and until when) they anchor
+    ``purpose``."""
+    trusted: list[ParsedCertificate] = []
+    dated: list[tuple[Anchor, dt.datetime]] = []
+    untrusted: list[Anchor] = []
     for anchor in anchors:
-        name = f"anchor {anchor.label!r} (sha256={anchor.cert.sha256.hex()})"
         if purpose not in anchor.purposes:
-            excluded.append(Excluded(
-                anchor, f"{name} is not trusted for {purpose}"))
+            untrusted.append(anchor)
             continue
         cutoff = anchor.distrusted_after(purpose)
-        if cutoff is not None and leaf_not_before > cutoff:
-            excluded.append(Excluded(anchor, (
-                f"{name} distrusts {purpose} certificates issued after "
-                f"{cutoff.isoformat()}; leaf notBefore "
-                f"{leaf_not_before.isoformat()}")))
-            continue
-        usable.append(anchor)
-    return tuple(usable), tuple(excluded)
+        if cutoff is None:
+            trusted.append(anchor.cert)
+        else:
+            dated.append((anchor, cutoff))
+    return PurposeView(purpose, tuple(trusted), tuple(dated),
+                       tuple(untrusted))
+
+
+def usable_anchors(view: PurposeView, leaf_not_before: dt.datetime
+                   ) -> tuple[list[ParsedCertificate], list[Excluded]]:
+    """The anchors that may anchor this leaf, and those left out.
+
+    An anchor is left out when it is not trusted for the view's purpose,
+    or when its distrust-after date for the purpose is earlier than the
+    leaf's notBefore (the root program's "certificates issued after").
+    """
+    usable = list(view.trusted)
+    excluded = [Excluded(a, view.purpose) for a in view.untrusted]
+    for anchor, cutoff in view.dated:
+        if leaf_not_before > cutoff:
+            excluded.append(Excluded(anchor, view.purpose, cutoff,
+                                     leaf_not_before))
+        else:
+            usable.append(anchor.cert)
+    return usable, excluded

@@ -49,8 +49,10 @@ from services.x509.publickey_impl import verify_with
 from services.x509.trust import (
     Anchor,
     Excluded,
+    PurposeView,
     content_digest,
     distrust,
+    purpose_view,
     usable_anchors,
 )
 
@@ -67,6 +69,20 @@ async def fetch_ders(certs: Any) -> list[bytes]:
 def preset_name(policy: VerificationPolicy) -> str:
     """The preset ``policy`` equals, or ``custom``."""
     return next((n for n, p in PRESETS.items() if p == policy), "custom")
+
+
+@dataclasses.dataclass
+class _Entry:
+    """One cached store content: its anchors and per-purpose views."""
+
+    anchors: tuple[Anchor, ...]
+    views: dict[str, PurposeView] = dataclasses.field(default_factory=dict)
+
+    def view(self, purpose: str) -> PurposeView:
+        view = self.views.get(purpose)
+        if view is None:
+            view = self.views[purpose] = purpose_view(self.anchors, purpose)
+        return view
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +116,7 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
         # Parsed certificates by DER, so a repeat call does not re-parse.
         self._parsed: dict[bytes, ParsedCertificate] = {}
         self._anchors: collections.OrderedDict[
-            bytes, tuple[Anchor, ...]] = collections.OrderedDict()
+            bytes, _Entry] = collections.OrderedDict()
         self._hits = 0
         self._fills = 0
 
@@ -123,7 +139,7 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
             capability=self._name, operation=operation, outcome=outcome,
             reason=reason, subject=subject, detail=detail[:400]))
 
-    async def _store_anchors(self, trust: Any) -> tuple[Anchor, ...]:
+    async def _store_anchors(self, trust: Any) -> _Entry:
         """The store's anchors, from the cache when its content is known."""
         snap = await trust.snapshot()
         cached = self._anchors.get(bytes(snap.digest))
@@ -140,26 +156,27 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
                        str(d.purpose): from_epoch(d.epochSeconds)
                        for d in a.distrustAfter if d.epochSeconds}))
             for a, der in zip(info, ders, strict=True))
-        self._anchors[content_digest(anchors)] = anchors
+        entry = _Entry(anchors)
+        self._anchors[content_digest(anchors)] = entry
         while len(self._anchors) > ANCHOR_CACHE_SIZE:
             self._anchors.popitem(last=False)
         self._fills += 1
-        return anchors
+        return entry
 
-    def _verify(self, certs: list[ParsedCertificate],
-                anchors: tuple[Anchor, ...], purpose: str, at: Any,
-                hostname: str) -> Any:
+    def _verify(self, certs: list[ParsedCertificate], store: _Entry,
+                purpose: str, at: Any, hostname: str) -> Any:
         if not certs:
             raise ServiceError(Reason.policyViolation, "empty chain")
         leaf, inter = certs[0], certs[1:]
-        usable, excluded = usable_anchors(anchors, purpose, leaf.not_before)
+        usable, excluded = usable_anchors(store.view(purpose),
+                                          leaf.not_before)
         try:
             if not usable:
                 raise VerificationError(
                     Reason.unknownAnchor,
                     f"no anchor in the store is trusted for {purpose}")
-            return verify_chain(leaf, inter, [a.cert for a in usable],
-                                purpose, at, hostname, self._policy)
+            return verify_chain(leaf, inter, usable, purpose, at, hostname,
+                                self._policy)
         except VerificationError as err:
             if err.reason is not Reason.unknownAnchor or not excluded:
                 raise
@@ -171,7 +188,7 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
 
     def _diagnose(self, leaf: ParsedCertificate,
                   inter: list[ParsedCertificate],
-                  excluded: tuple[Excluded, ...], purpose: str, at: Any,
+                  excluded: list[Excluded], purpose: str, at: Any,
                   hostname: str) -> str | None:
         """Why a left-out anchor that would have verified was left out."""
         try:
@@ -194,7 +211,7 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
         subject: tuple[str, ...] = ()
         try:
             chain_caps = (await chain.certificates()).chain
-            chain_ders, anchors = await asyncio.gather(
+            chain_ders, store = await asyncio.gather(
                 fetch_ders(chain_caps), self._store_anchors(trust))
         except Exception as err:
             self._emit("verifyChain", "error", "", subject,
@@ -205,7 +222,7 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
         out = _context.results.init("outcome")
         try:
             certs = [self._parse(d) for d in chain_ders]
-            result = self._verify(certs, anchors, purpose_name, at,
+            result = self._verify(certs, store, purpose_name, at,
                                   hostname)
         except ServiceError as err:
             failure = out.init("invalid")
