@@ -47,6 +47,14 @@ DROP_DIRS = {"usr/share/doc", "usr/share/man", "usr/share/locale",
              "usr/lib/python3.11/unittest", "usr/lib/python3.11/distutils",
              "etc/ld.so.conf.d", "usr/share/python3.11"}
 SITE = "usr/lib/python3/dist-packages"
+#: Wheel contents no service imports at run time: pycapnp's code
+#: generator and its Cython/C++ sources, the acme library's own tests,
+#: and type stubs. Each byte here is unpacked by the kernel at every boot
+#: (DESIGN 4a), so what is never imported does not ship.
+SITE_PRUNE = ("jinja2", "markupsafe", "pycparser", "capnp/templates",
+              "capnp/helpers", "capnp/includes", "capnp/_gen.py",
+              "acme/_internal/tests")
+SITE_PRUNE_SUFFIXES = (".pyx", ".pxd", ".pyi", ".h", ".cpp", ".c")
 
 
 class BuildError(Exception):
@@ -272,6 +280,11 @@ def _assemble(p: Plan, files: dict[str, Path], root: Path,
                 z.extractall(site)
     for d in list(site.glob("*.dist-info")):
         shutil.rmtree(d)
+    for rel in SITE_PRUNE:
+        _rm(site / rel)
+    for f in list(site.rglob("*")):
+        if f.suffix in SITE_PRUNE_SUFFIXES and f.is_file():
+            f.unlink()
     for dest, data in p.repo_files:
         t = root / dest
         t.parent.mkdir(parents=True, exist_ok=True)

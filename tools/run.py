@@ -285,8 +285,12 @@ def run(args: argparse.Namespace, report: Report) -> Report:
 
 
 def guest_memory(vm: Any) -> dict[str, int]:
+    """The guest's RAM (QMP) and what capos-init reported using: the
+    services' peak (their memory cgroup) and the guest's used memory."""
     info = vm.qmp("query-memory-size-summary")
-    return {"baseMemoryBytes": int(info.get("base-memory", 0))}
+    said = vm.memory_kb()
+    return {"baseMemoryBytes": int(info.get("base-memory", 0)),
+            "servicesPeakKiB": said["peak"], "guestUsedKiB": said["used"]}
 
 
 def print_report(report: Report) -> None:
@@ -296,7 +300,8 @@ def print_report(report: Report) -> None:
     lines = [
         "",
         "capOS PKI image: run report",
-        f"  result          {'FAILED at ' + report.failed if report.failed else 'ok'}",
+        "  result          "
+        + ("FAILED at " + report.failed if report.failed else "ok"),
     ]
     if report.error:
         lines.append(f"  error           {report.error}")
@@ -314,9 +319,14 @@ def print_report(report: Report) -> None:
         f" (curl HTTP {f.get('httpStatus', '-')}, openssl verify "
         f"{'OK' if f.get('opensslVerify') else '-'})",
         f"  CertVerifier    {f.get('verification', '-')}",
+        f"  memory          services' peak "
+        f"{f.get('memory', {}).get('servicesPeakKiB', 0) / 1024:.1f} MiB,"
+        f" guest used {f.get('memory', {}).get('guestUsedKiB', 0) / 1024:.1f}"
+        f" MiB of {f.get('memory', {}).get('baseMemoryBytes', 0) >> 20} MiB",
         f"  logs            {f.get('logs', '-')}",
         f"  audit           {f.get('audit', {}).get('records', '-')} records"
-        f" from the guest: {', '.join(f.get('audit', {}).get('operations', []))}",
+        " from the guest: "
+        + ", ".join(f.get("audit", {}).get("operations", [])),
         f"  console log     {f.get('console', '-')}",
         f"  audit log       {f.get('auditLog', '-')}",
         "  steps           " + ", ".join(

@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 LOGS = REPO / "logs"
 READY = "CAPOS-READY"
 FATAL = ("Initramfs unpacking failed", "Kernel panic")
+QBOOT = Path("/usr/share/qemu/qboot.rom")
 BOOT_TIMEOUT = 90.0  # about 3x a TCG boot (DESIGN 4a)
 
 
@@ -58,7 +59,7 @@ class VM:
                  hostfwd: list[tuple[int, int]] | None = None,
                  guestfwd: list[tuple[str, int, int]] | None = None,
                  console_dir: Path | None = None,
-                 ready: str = READY) -> None:
+                 ready: str = READY, smp: int = 1) -> None:
         """:param hostfwd: extra ``(host port, guest port)`` forwards,
             bound to 127.0.0.1 (443 always gets a free port: ``port``).
         :param guestfwd: ``(guest ip, guest port, host port)``: the guest
@@ -77,6 +78,7 @@ class VM:
         self.guestfwd = list(guestfwd or [])
         self.console_dir = console_dir or LOGS
         self.ready = ready
+        self.smp = smp
         self.port = 0
         self.boot_seconds = 0.0
         self.ready_line = ""
@@ -106,9 +108,12 @@ class VM:
             append += f" capos.guest={self.guest}"
         if self.extra_append:
             append += " " + self.extra_append
+        # qboot enters the PVH kernel faster than SeaBIOS (about 0.2 s
+        # under TCG, measured here); SeaBIOS remains where it is absent.
+        bios = (["-bios", str(QBOOT)] if QBOOT.exists() else [])
         return [
-            "qemu-system-x86_64", "-M", self.machine, "-accel", "tcg",
-            "-cpu", "max", "-m", str(self.memory_mb), "-smp", "1",
+            "qemu-system-x86_64", "-M", self.machine, "-accel", "tcg", *bios,
+            "-cpu", "max", "-m", str(self.memory_mb), "-smp", str(self.smp),
             "-display", "none", "-nodefaults", "-no-reboot",
             "-kernel", str(self.image / "vmlinux"),
             "-initrd", str(self.image / "initramfs.cpio.zst"),
@@ -179,6 +184,19 @@ class VM:
 
     def console(self) -> str:
         return self.console_log.read_text(errors="replace")
+
+    def memory_kb(self) -> dict[str, int]:
+        """What capos-init last said of memory: ``peak`` (the services'
+        cgroup ``memory.peak``) and ``used`` (MemTotal - MemAvailable),
+        in KiB; 0 where the guest has not said."""
+        peak = used = 0
+        for line in self.console().splitlines():
+            m = re.search(r"(?:mem_)?peak_kb=(\d+)", line)
+            if m and line.startswith(("CAPOS-READY", "CAPOS-MEM")):
+                peak = max(peak, int(m.group(1)))
+                u = re.search(r"used_kb=(\d+)", line)
+                used = int(u.group(1)) if u else used
+        return {"peak": peak, "used": used}
 
     def wait_for(self, pattern: str, timeout: float) -> str:
         """Wait for a console line matching ``pattern`` (regex)."""

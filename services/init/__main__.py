@@ -5,7 +5,10 @@ Console protocol (one line each, read by the harness on the serial port):
 - ``CAPOS-STAGE <name> t=<seconds>``: a boot stage finished;
 - ``CAPOS-FATAL <reason>: <detail>``: the boot stopped; nothing runs;
 - ``CAPOS-READY services=<a,b,...> t=<seconds>``: every service is up;
-- ``CAPOS-EXIT <service> status=<n>``: a service process ended.
+- ``CAPOS-EXIT <service> status=<n>``: a service process ended;
+- ``CAPOS-MEM peak_kb=<n> used_kb=<n>``: the services' memory cgroup
+  peak grew by a MiB or more since the last such line (``used_kb`` is
+  the guest's MemTotal - MemAvailable at that moment).
 
 Exit status: 0 after an orderly shutdown, 3 when the manifest is refused,
 4 when the service graph cannot be started, 2 on usage errors.
@@ -122,8 +125,9 @@ async def supervise(procs: list[system.Process], manifest: Any,
     del exports
     record_version(state, manifest.version)
     names = ",".join(p.spec.name for p in procs)
+    peak = memory_peak_kb()
     say(f"CAPOS-READY services={names} t={time.monotonic() - _T0:.3f} "
-        f"mem_used_kb={memory_used_kb()}")
+        f"mem_used_kb={memory_used_kb()} mem_peak_kb={peak}")
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -136,6 +140,10 @@ async def supervise(procs: list[system.Process], manifest: Any,
                 proc = alive.pop(pid)
                 code = os.waitstatus_to_exitcode(status)
                 say(f"CAPOS-EXIT {proc.spec.name} status={code}")
+        now_peak = memory_peak_kb()
+        if now_peak >= peak + 1024:
+            peak = now_peak
+            say(f"CAPOS-MEM peak_kb={peak} used_kb={memory_used_kb()}")
         try:
             await asyncio.wait_for(stopping.wait(), 0.5)
         except TimeoutError:
@@ -153,6 +161,19 @@ def memory_used_kb() -> int:
         )
         return info["MemTotal"] - info["MemAvailable"]
     except (OSError, KeyError, ValueError, IndexError):
+        return 0
+
+
+#: The memory cgroup the guest's /init puts capos-init (and so every
+#: service it forks) in.
+MEMORY_CGROUP = Path("/sys/fs/cgroup/capos")
+
+
+def memory_peak_kb(cgroup: Path = MEMORY_CGROUP) -> int:
+    """The cgroup's ``memory.peak`` in KiB (0 where there is none)."""
+    try:
+        return int((cgroup / "memory.peak").read_text()) // 1024
+    except (OSError, ValueError):
         return 0
 
 
@@ -192,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
             port_map=port_map(os.environ.get("CAPOS_LISTEN_MAP", "")),
         )
         stage("services-forked")
-        code = asyncio.run(capnp.run(supervise(procs, manifest, settings, args.state)))
+        code = asyncio.run(capnp.run(
+            supervise(procs, manifest, settings, args.state)))
     except system.BootError as err:
         say(f"CAPOS-FATAL {err.reason}: {err.detail}")
         return EXIT_BOOT

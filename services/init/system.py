@@ -243,13 +243,13 @@ async def wire(
     client objects that must stay alive while the system runs."""
     exports: dict[tuple[str, str], Any] = {}
     keep: list[Any] = []
-    ServiceHost = runtime().ServiceHost
+    service_host_type = runtime().ServiceHost
     for proc in procs:
         spec = proc.spec
         stream = await capnp.AsyncIoStream.create_connection(sock=proc.sock)
         client = capnp.TwoPartyClient(stream)
         keep.append(client)
-        service_host = client.bootstrap().cast_as(ServiceHost)
+        service_host = client.bootstrap().cast_as(service_host_type)
         keep.append(service_host)
         grants = [
             {"name": g.name, "cap": exports[(g.provider, g.cap)]}
