@@ -58,6 +58,8 @@ from services.x509.trust import (
 
 #: Anchor sets kept, one per distinct store content.
 ANCHOR_CACHE_SIZE = 16
+#: Anchors read from one store; Mozilla's program has about 150.
+MAX_STORE_ANCHORS = 1024
 
 
 async def fetch_ders(certs: Any) -> list[bytes]:
@@ -139,8 +141,13 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
             capability=self._name, operation=operation, outcome=outcome,
             reason=reason, subject=subject, detail=detail[:400]))
 
-    async def _store_anchors(self, trust: Any) -> _Entry:
-        """The store's anchors, from the cache when its content is known."""
+    async def _store_anchors(self, trust: Any) -> _Entry | ServiceError:
+        """The store's anchors, from the cache when its content is known.
+
+        :returns: the anchors, or (not raised, so that the chain's
+            fingerprints can still be audited) a ``policyViolation``
+            for a store that offers too many or malformed anchors.
+        """
         snap = await trust.snapshot()
         cached = self._anchors.get(bytes(snap.digest))
         if cached is not None:
@@ -148,14 +155,26 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
             self._hits += 1
             return cached
         info = (await trust.anchorInfo()).anchors
+        if len(info) > MAX_STORE_ANCHORS:
+            return ServiceError(
+                Reason.policyViolation,
+                f"trust store offers {len(info)} anchors, more than "
+                f"{MAX_STORE_ANCHORS}")
         ders = await fetch_ders([a.cert for a in info])
-        anchors = tuple(
-            Anchor(cert=self._parse(der), label=a.label,
-                   purposes=frozenset(str(p) for p in a.purposes),
-                   distrust_after=distrust({
-                       str(d.purpose): from_epoch(d.epochSeconds)
-                       for d in a.distrustAfter if d.epochSeconds}))
-            for a, der in zip(info, ders, strict=True))
+        try:
+            anchors = tuple(
+                Anchor(cert=self._parse(der), label=a.label,
+                       purposes=frozenset(str(p) for p in a.purposes),
+                       distrust_after=distrust({
+                           str(d.purpose): from_epoch(d.epochSeconds)
+                           for d in a.distrustAfter if d.epochSeconds}))
+                for a, der in zip(info, ders, strict=True))
+        except ServiceError as err:
+            return ServiceError(Reason.policyViolation,
+                                f"trust store anchor: {err.detail}")
+        except (ValueError, OverflowError, OSError) as err:
+            return ServiceError(Reason.policyViolation,
+                                f"trust store anchor metadata: {err}")
         entry = _Entry(anchors)
         self._anchors[content_digest(anchors)] = entry
         while len(self._anchors) > ANCHOR_CACHE_SIZE:
@@ -221,6 +240,8 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
                         for d in chain_ders)
         out = _context.results.init("outcome")
         try:
+            if isinstance(store, ServiceError):
+                raise store
             certs = [self._parse(d) for d in chain_ders]
             result = self._verify(certs, store, purpose_name, at,
                                   hostname)

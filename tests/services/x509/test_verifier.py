@@ -305,3 +305,37 @@ def test_unparsable_trust_store_call_is_audited_as_error() -> None:
     [event] = audit.events
     assert (event.operation, event.outcome) == ("verifyChain", "error")
     assert "store offline" in event.detail
+
+
+def test_store_serving_a_malformed_anchor_is_policy_violation() -> None:
+    h = f.hierarchy()
+    audit = MemoryAuditSink()
+    impl = CertVerifierImpl(WEB_PKI_LENIENT, audit=audit,
+                            clock=FakeClock(f.T0))
+
+    class Garbage(pki().Certificate.Server):  # type: ignore[misc]
+        async def der(self, _context: Any, **kwargs: Any) -> bytes:
+            return b"\x30\x03\x02\x01"
+
+    class BadStore(pki().TrustStore.Server):  # type: ignore[misc]
+        async def snapshot(self, _context: Any, **kwargs: Any) -> None:
+            _context.results.digest = b"\x01" * 32
+
+        async def anchorInfo(self, _context: Any, **kwargs: Any) -> None:
+            info = _context.results.init("anchors", 1)
+            info[0].cert = Garbage()
+            info[0].label = "garbage"
+
+    async def main() -> tuple[str, str]:
+        async with serve(impl, pki().CertVerifier) as verifier:
+            out = (await verifier.verifyChain(
+                chain_of(*h.chain), BadStore(), "tlsServerAuth", AT,
+                f.HOST)).outcome
+            return str(out.invalid.reason), out.invalid.detail
+
+    reason, detail = run(main)
+    assert reason == "policyViolation"
+    assert detail.startswith("trust store anchor: malformed certificate")
+    [event] = audit.events
+    assert (event.outcome, event.reason) == ("refused", "policyViolation")
+    assert len(event.subject) == 2
