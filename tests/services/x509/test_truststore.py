@@ -472,3 +472,37 @@ def _sha(issued: f.Issued) -> bytes:
 
 def _subject(issued: f.Issued) -> bytes:
     return parse_certificate(issued.der).subject.der
+
+
+def test_distrust_after_boundary_is_strictly_after() -> None:
+    h = f.hierarchy("A")
+    not_before = parse_certificate(h.leaf.der).not_before
+    store = TrustStoreImpl(TrustStoreCore((_anchor(
+        h.root, "Edge", {"tlsServerAuth"}, tlsServerAuth=not_before),)))
+    assert _verify_once(store, h.chain)[0] == "valid"
+
+
+def test_version_bumps_only_on_change_and_digest_follows() -> None:
+    c = f.hierarchy("C")
+    store = two_root_store(MemoryAuditSink())
+
+    async def main() -> list[tuple[int, bytes]]:
+        async with serve(store, pki().TrustStore) as rw:
+            async def snap() -> tuple[int, bytes]:
+                s = await rw.snapshot()
+                return s.version, bytes(s.digest)
+
+            seen = [await snap()]
+            selector = pki().AnchorSelector.new_message()
+            selector.fingerprint = b"\x00" * 32
+            await rw.removeAnchor(selector)  # matches nothing
+            seen.append(await snap())
+            await rw.addAnchor(
+                CertificateImpl(parse_certificate(c.root.der)),
+                pki().AnchorPin.new_message())
+            seen.append(await snap())
+            return seen
+
+    (v0, d0), (v1, d1), (v2, d2) = run(main)
+    assert (v0, v1, v2) == (0, 0, 1)
+    assert d0 == d1 != d2
