@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import capnp  # type: ignore[import-untyped]
+import capnp
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 

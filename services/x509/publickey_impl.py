@@ -3,6 +3,7 @@ signature check (:func:`verify_with`) every SignatureScheme goes through."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -20,7 +21,8 @@ from services.x509.boundary import capability_error
 from services.x509.errors import Reason
 from services.x509.model import key_algorithm
 
-_HASH = {"Sha1": hashes.SHA1, "Sha256": hashes.SHA256,
+_HASH: dict[str, Callable[[], hashes.HashAlgorithm]] = {
+    "Sha1": hashes.SHA1, "Sha256": hashes.SHA256,
          "Sha384": hashes.SHA384, "Sha512": hashes.SHA512}
 
 
