@@ -296,3 +296,15 @@ def test_code_signing_chain_and_signed_blob() -> None:
                    frozenset({"codeSigning"})),))),
         {}, h.chain, "codeSigning", blob, sig, "ecdsaP256Sha256")
     assert (which, reason) == ("invalid", "badEku")
+
+
+def test_rsa_pss_salt_must_equal_digest_length() -> None:
+    # RFC 8446 section 4.2.3: the PSS salt is as long as the digest.
+    key = key_for("rsaPssSha256")
+    sig = key.sign(MESSAGE, padding.PSS(padding.MGF1(hashes.SHA256()),
+                                        padding.PSS.MAX_LENGTH),
+                   hashes.SHA256())
+    ok, audit = check(EVERYTHING, cert_for("rsaPssSha256"), MESSAGE, sig,
+                      "rsaPssSha256")
+    assert ok is False
+    assert [e.reason for e in audit.events] == ["signatureMismatch"]
