@@ -251,6 +251,36 @@ interface TrustStore {
   # Matches either fingerprint or subject DN.
   version @4 () -> (n :UInt64);
   # Monotonic, bumped on every mutation.
+  anchorInfo @5 () -> (anchors :List(AnchorInfo), version :UInt64,
+                       digest :Data);
+  # Every anchor with the metadata a verifier enforces, as of `version`.
+  # `digest` is the store's content digest (see `snapshot`).
+  snapshot @6 () -> (version :UInt64, digest :Data, writable :Bool);
+  # The cheap cache check a verifier makes before each verification.
+  # `digest` is SHA-256 over the sorted lines
+  # "<sha256 hex> <sorted purposes> <sorted purpose=distrust pairs>",
+  # one per anchor, joined by "\n": it names the content, so two stores
+  # with the same anchors and metadata share one digest. A verifier
+  # never trusts it: it recomputes the digest of what `anchorInfo`
+  # returned and caches under its own figure (services/x509/
+  # verifier_impl.py). `writable` is whether this capability carries
+  # write authority (addAnchor/removeAnchor).
+}
+
+struct AnchorInfo {
+  # One trust anchor and what it is trusted for (root-program metadata:
+  # Mozilla's CKA_TRUST_* bits and CKA_NSS_*_DISTRUST_AFTER).
+  cert @0 :Certificate;
+  label @1 :Text;                        # root-program nickname
+  purposes @2 :List(CertPurpose);        # the only purposes it anchors
+  distrustAfter @3 :List(PurposeDistrust);
+  # Per purpose: certificates whose notBefore is after the date are not
+  # trusted through this anchor for that purpose. Absent = no date.
+}
+
+struct PurposeDistrust {
+  purpose @0 :CertPurpose;
+  epochSeconds @1 :Int64;                # never 0; absence means none
 }
 
 struct TrustFilter {
@@ -330,6 +360,9 @@ struct ValidChain {
   sctCount @1 :UInt8;
   ocspStatus @2 :OcspStatus;
   notAfter @3 :Int64;                     # min notAfter across the chain
+  path @4 :List(Certificate);
+  # The verified path, leaf first, anchor last: what was actually built,
+  # not the list the peer sent. PinSet matches pins against it.
 }
 
 struct VerificationFailure {
