@@ -55,6 +55,13 @@ SITE_PRUNE = ("jinja2", "markupsafe", "pycparser", "capnp/templates",
               "capnp/helpers", "capnp/includes", "capnp/_gen.py",
               "acme/_internal/tests")
 SITE_PRUNE_SUFFIXES = (".pyx", ".pxd", ".pyi", ".h", ".cpp", ".c")
+#: Parts of Debian's standard library no service imports: CPython's own
+#: test extensions, terminal and audio modules, and the toys.
+STDLIB = "usr/lib/python3.11"
+STDLIB_PRUNE = ("turtle.py", "pydoc.py", "antigravity.py", "__hello__.py",
+                "__phello__", "curses", "dbm")
+DYNLOAD_PRUNE = ("_test", "_ctypes_test", "_xx", "xxlimited", "audioop",
+                 "nis.", "ossaudiodev", "readline", "_curses", "_dbm")
 
 
 class BuildError(Exception):
@@ -284,6 +291,11 @@ def _assemble(p: Plan, files: dict[str, Path], root: Path,
         _rm(site / rel)
     for f in list(site.rglob("*")):
         if f.suffix in SITE_PRUNE_SUFFIXES and f.is_file():
+            f.unlink()
+    for rel in STDLIB_PRUNE:
+        _rm(root / STDLIB / rel)
+    for f in list((root / STDLIB / "lib-dynload").iterdir()):
+        if f.name.startswith(DYNLOAD_PRUNE):
             f.unlink()
     for dest, data in p.repo_files:
         t = root / dest

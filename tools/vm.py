@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -32,6 +33,8 @@ LOGS = REPO / "logs"
 READY = "CAPOS-READY"
 FATAL = ("Initramfs unpacking failed", "Kernel panic")
 QBOOT = Path("/usr/share/qemu/qboot.rom")
+PROGRESS = ("capos-boot:", "CAPOS-STAGE", "CAPOS-READY", "CAPOS-FATAL",
+            "CAPOS-GATEWAY", "CAPOS-EXIT")
 BOOT_TIMEOUT = 90.0  # about 3x a TCG boot (DESIGN 4a)
 
 
@@ -83,6 +86,10 @@ class VM:
         self.ready = ready
         self.smp = smp
         self.data_disk = Path(data_disk) if data_disk else None
+        #: Called with each guest progress line (boot stages, readiness,
+        #: fatal errors) as :meth:`wait_for` reads it; ``None``: quiet.
+        self.progress: Callable[[str], None] | None = None
+        self._progress_lines = 0  # console lines already passed to it
         self.port = 0
         self.boot_seconds = 0.0
         self.ready_line = ""
@@ -216,12 +223,20 @@ class VM:
         deadline = time.monotonic() + timeout
         with self.console_log.open("r", errors="replace") as f:
             buf = ""
+            lineno = 0
             while True:
                 chunk = f.read()
                 if chunk:
                     buf += chunk
                     *lines, buf = buf.split("\n")
                     for line in lines:
+                        lineno += 1
+                        if lineno > self._progress_lines:
+                            self._progress_lines = lineno
+                            if (self.progress is not None
+                                    and line.startswith(PROGRESS)
+                                    and "meminfo" not in line):
+                                self.progress(line.strip())
                         for bad in FATAL:
                             if bad in line:
                                 raise VMError(f"guest: {line.strip()}")

@@ -22,6 +22,12 @@ def build_or_skip(out: Path, the_plan: Plan | None = None) -> str:
 
 @pytest.fixture(scope="session")
 def image_dir() -> Path:
+    """The image ``make run`` boots (it also carries the smoke guest, which
+    ``capos.guest=smoke`` selects), so one test run builds one image."""
+    from tools import run
+
+    report = run.Report()
+    manifest, pub = run.build_manifest(report)
     out = REPO / "build/image"
-    build_or_skip(out)
+    build_or_skip(out, plan(manifest, pub))
     return out
