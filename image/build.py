@@ -114,10 +114,18 @@ def _tree(src: Path, dest: str) -> list[tuple[str, Path]]:
     return out
 
 
+def active_lock() -> Path:
+    """The lock builds read: the repository's, unless ``CAPOS_IMAGE_LOCK``
+    names another. Only the test suite sets it, after a pinned file was
+    found gone (see ``tests/vm/conftest.py``)."""
+    return Path(os.environ.get("CAPOS_IMAGE_LOCK") or LOCK)
+
+
 def plan(manifest: Path | None = None,
-         pubkey: Path | None = None) -> Plan:
+         pubkey: Path | None = None, lock_path: Path | None = None) -> Plan:
     """Pure: read the lock and the repo, decide every input."""
-    lock = json.loads(LOCK.read_text())
+    lock_path = lock_path or active_lock()
+    lock = json.loads(lock_path.read_text())
     inputs = tuple(
         [Input(kind="deb", **{k: d[k] for k in
                               ("name", "version", "sha256", "url", "file")})
@@ -137,7 +145,7 @@ def plan(manifest: Path | None = None,
     if pubkey:
         files.append(("opt/capos/manifest.pub", pubkey))
     h = hashlib.sha256()
-    h.update(LOCK.read_bytes())
+    h.update(lock_path.read_bytes())
     h.update(Path(__file__).read_bytes())
     snap = tuple((dest, src.read_bytes()) for dest, src in files)
     for dest, data in snap:
@@ -163,6 +171,8 @@ def fetch(inp: Input) -> Path:
                 tmp.open("wb") as f:
             shutil.copyfileobj(r, f)
     except urllib.error.HTTPError as e:
+        e.close()  # it holds the error response's socket
+        tmp.unlink(missing_ok=True)
         if e.code == 404:
             raise BuildError(
                 f"pinned file gone from the mirror: {inp.file} "
@@ -406,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pubkey", type=Path)
     ap.add_argument("--force", action="store_true")
     a = ap.parse_args(argv)
+    if active_lock() != LOCK:
+        _log(f"lock: {active_lock()} (CAPOS_IMAGE_LOCK), not {LOCK}")
     try:
         digest = execute(plan(a.manifest, a.pubkey), a.out, a.force)
     except BuildError as e:

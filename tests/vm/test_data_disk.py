@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bootmanifest import cli
+from tests.vm.conftest import build_for_tests
 from tools import run
 from tools.vm import VM, debugfs, make_data_disk, read_data_file
 
@@ -26,7 +27,8 @@ NO_ACME = "capos.setting=acmeDirectory=https://127.0.0.1:9/dir"
 def _image() -> tuple[Path, int]:
     report = run.Report()
     manifest, pub = run.build_manifest(report)
-    image = run.build_image(report, manifest, pub)
+    image = run.REPO / "build/image"
+    build_for_tests(image, manifest=manifest, pubkey=pub)
     return image, int(cli.summary(manifest.read_bytes())["version"])
 
 
