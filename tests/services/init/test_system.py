@@ -28,6 +28,10 @@ def make_manifest(services: list[dict[str, Any]]) -> Any:
         ):
             g.name, g.provider, g.cap = name, provider, cap
         entry.inputs = spec.get("inputs", [])
+        entry.network = spec.get("network", False)
+        entry.listen = spec.get("listen", [])
+        entry.state = spec.get("state", False)
+        entry.devices = spec.get("devices", [])
     return m.as_reader()
 
 
@@ -95,18 +99,17 @@ class TestStartOrder:
 
 
 def test_services_run_as_processes_and_audit_round_trips(tmp_path) -> None:
-    path = tmp_path / "audit.jsonl"
-    m = make_manifest([AUDIT])
+    m = make_manifest([{**AUDIT, "state": True}])
     order = system.start_order(system.specs_from_manifest(m))
+    dirs = system.state_dirs(order, tmp_path, isolated=False)
+    path = tmp_path / "services" / "audit" / "audit.jsonl"
     procs = system.spawn(order)
     try:
         assert procs[0].pid != os.getpid()
         assert alive(procs[0].pid)
 
         async def go() -> Any:
-            exports, keep = await system.wire(
-                m, procs, {"auditPath": str(path)}
-            )
+            exports, keep = await system.wire(m, procs, {}, dirs)
             log = exports[("audit", "auditLog")].as_interface(pki().AuditLog)
             await log.record(event={
                 "atEpochMillis": 1, "service": "test", "operation": "probe",
