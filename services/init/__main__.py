@@ -2,7 +2,8 @@
 
 Console protocol (one line each, read by the harness on the serial port):
 
-- ``CAPOS-STAGE <name> t=<seconds>``: a boot stage finished;
+- ``CAPOS-STAGE <name> t=<seconds>``: a boot stage finished
+  (``services-forked isolated=yes`` under ``--isolate``);
 - ``CAPOS-FATAL <reason>: <detail>``: the boot stopped; nothing runs;
 - ``CAPOS-READY services=<a,b,...> t=<seconds>``: every service is up;
 - ``CAPOS-EXIT <service> status=<n>``: a service process ended;
@@ -260,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
             port_map=port_map(os.environ.get("CAPOS_LISTEN_MAP", "")),
             device_map=device_map(os.environ.get("CAPOS_DEVICE_MAP", "")),
         )
-        stage("services-forked")
+        stage("services-forked isolated="
+              + ("yes" if args.isolate else "no"))
         state_dirs = system.state_dirs(order, args.data, args.isolate,
                                        args.volatile)
         code = asyncio.run(capnp.run(

@@ -98,6 +98,8 @@ def boot(manifest: Path, pub: Path, *args: str,
             proc.wait()
         proc.stdout.close()
     assert any(x.startswith("CAPOS-READY") for x in lines), "\n".join(lines)
+    assert any(x.startswith("CAPOS-STAGE services-forked isolated=yes ")
+               for x in lines), lines
     return lines
 
 
