@@ -233,6 +233,7 @@ def _fill_services(msg: Any, inputs: BuildInputs) -> None:
         out.network = svc.has_network
         out.listen = list(svc.listen)
         out.state = svc.state
+        out.devices = list(svc.devices)
 
 
 def assemble(inputs: BuildInputs, params: BuildParams) -> bytes:

@@ -2,7 +2,8 @@
 
 Console protocol (one line each, read by the harness on the serial port):
 
-- ``CAPOS-STAGE <name> t=<seconds>``: a boot stage finished;
+- ``CAPOS-STAGE <name> t=<seconds>``: a boot stage finished
+  (``services-forked isolated=yes`` under ``--isolate``);
 - ``CAPOS-FATAL <reason>: <detail>``: the boot stopped; nothing runs;
 - ``CAPOS-READY services=<a,b,...> t=<seconds>``: every service is up;
 - ``CAPOS-EXIT <service> status=<n>``: a service process ended;
@@ -64,12 +65,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="the data disk's mount point: init keeps its state "
                    "there and gives each service whose entry says "
                    "\"state\" a private directory under DATA/services")
+    p.add_argument("--volatile", type=Path, default=None,
+                   help="without --data, make the stateful services' "
+                   "directories under VOLATILE/services instead (a RAM "
+                   "file system: kept for this boot only)")
     p.add_argument("--setting", action="append", default=[],
                    metavar="KEY=VALUE",
                    help="local setting handed to every service")
     p.add_argument("--isolate", action="store_true",
-                   help="one uid per service, no network namespace "
-                   "access without a network grant (needs root)")
+                   help="one uid per service, no supplementary groups, "
+                   "an empty network namespace without a network grant "
+                   "(needs root)")
     return p.parse_args(argv)
 
 
@@ -116,19 +122,32 @@ def verify_manifest(args: argparse.Namespace) -> Any:
 
 
 _CLONE_NEWNET = 0x40000000
+_PR_SET_NO_NEW_PRIVS = 38
 
 
 def isolate(index: int, spec: system.ServiceSpec) -> None:
-    """Drop what Linux can take away from a service process."""
-    if not spec.has_network:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.unshare(_CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"unshare(CLONE_NEWNET): {os.strerror(err)}")
+    """Drop what Linux can take away from a service process (runs in
+    the forked child, as root, before the service starts).
+
+    - no network grant: a fresh, empty network namespace (not even
+      loopback is up), so no connect or bind reaches anything;
+    - its own uid and gid (:func:`system.service_uid`), no supplementary
+      groups: it cannot signal or trace another service, nor open
+      another's 0700 state directory;
+    - no new privileges through exec, and a 077 umask for what it makes.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    if not spec.has_network and libc.unshare(_CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"unshare(CLONE_NEWNET): {os.strerror(err)}")
     uid = system.service_uid(index)
     os.setgroups([])
     os.setresgid(uid, uid, uid)
     os.setresuid(uid, uid, uid)
+    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"prctl(NO_NEW_PRIVS): {os.strerror(err)}")
+    os.umask(0o077)
 
 
 async def supervise(procs: list[system.Process], manifest: Any,
@@ -201,6 +220,17 @@ def port_map(text: str) -> dict[int, int]:
     return out
 
 
+def device_map(text: str) -> dict[str, str]:
+    """``CAPOS_DEVICE_MAP``: ``capos.audit=/path,...`` puts a
+    virtio-serial port name on another file (for running capos-init on a
+    host, which has no such ports)."""
+    out: dict[str, str] = {}
+    for item in filter(None, text.split(",")):
+        name, _, path = item.partition("=")
+        out[name] = path
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = {}
@@ -229,9 +259,12 @@ def main(argv: list[str] | None = None) -> int:
             order, isolate if args.isolate else None,
             bind=os.environ.get("CAPOS_BIND", "0.0.0.0"),
             port_map=port_map(os.environ.get("CAPOS_LISTEN_MAP", "")),
+            device_map=device_map(os.environ.get("CAPOS_DEVICE_MAP", "")),
         )
-        stage("services-forked")
-        state_dirs = system.state_dirs(order, args.data, args.isolate)
+        stage("services-forked isolated="
+              + ("yes" if args.isolate else "no"))
+        state_dirs = system.state_dirs(order, args.data, args.isolate,
+                                       args.volatile)
         code = asyncio.run(capnp.run(
             supervise(procs, manifest, settings, args.state, state_dirs)))
     except system.BootError as err:

@@ -12,7 +12,10 @@ Rules this module keeps:
    references; a capability exported by one service and granted to
    another is proxied through init.
 4. A service must export exactly what its entry declares.
-5. On any failure every process already started is killed and reaped:
+5. Listening sockets and virtio-serial ports (``devices``) are opened by
+   init before the service's fork and closed in init right after it, so
+   each reaches only the service whose entry names it.
+6. On any failure every process already started is killed and reaped:
    nothing half-started is left running.
 """
 
@@ -65,6 +68,7 @@ def specs_from_manifest(manifest: Any) -> list[ServiceSpec]:
             has_network=s.network,
             listen=tuple(s.listen),
             state=s.state,
+            devices=tuple(s.devices),
         )
         for s in manifest.services
     ]
@@ -105,11 +109,15 @@ def service_uid(index: int) -> int:
 
 
 def state_dirs(order: list[ServiceSpec], data: Path | None,
-               isolated: bool) -> dict[str, str]:
+               isolated: bool, volatile: Path | None = None,
+               ) -> dict[str, str]:
     """Make ``DATA/services/<name>`` (mode 0700) for each service whose
     entry asks for state, owned by that service's uid when isolated.
-    Without a data disk there are none, and such services keep their
-    state in memory."""
+    Without a data disk they go under ``volatile`` instead (a RAM file
+    system: gone at power-off); without either there are none, and such
+    services keep their state in memory."""
+    if data is None:
+        data = volatile
     if data is None:
         return {}
     out: dict[str, str] = {}
@@ -121,12 +129,22 @@ def state_dirs(order: list[ServiceSpec], data: Path | None,
             path.mkdir(parents=True, exist_ok=True)
             path.chmod(0o700)
             if isolated:
-                os.chown(path, service_uid(index), service_uid(index))
+                _chown_tree(path, service_uid(index))
         except OSError as err:
             raise BootError("stateFailed",
                             f"{spec.name}: {path}: {err.strerror}") from err
         out[spec.name] = str(path)
     return out
+
+
+def _chown_tree(path: Path, uid: int) -> None:
+    """Give the whole directory to ``uid``: a new manifest may move a
+    service to another start position, so another uid."""
+    os.chown(path, uid, uid)
+    for top, dirs, files in os.walk(path):
+        for name in dirs + files:
+            os.chown(os.path.join(top, name), uid, uid,
+                     follow_symlinks=False)
 
 
 def section_inputs(
@@ -195,15 +213,68 @@ def open_listeners(
     return out
 
 
+#: Where Linux lists virtio-serial ports: ``<port>/name`` holds the
+#: name the host gave the port; the device is ``/dev/<port>``.
+VIRTIO_PORTS = Path("/sys/class/virtio-ports")
+
+
+def find_port(name: str, ports: Path = VIRTIO_PORTS,
+              dev: Path = Path("/dev")) -> Path | None:
+    """The device of the virtio-serial port called ``name``, if any."""
+    for entry in sorted(ports.glob("*")):
+        try:
+            if (entry / "name").read_text().strip() == name:
+                return dev / entry.name
+        except OSError:
+            continue
+    return None
+
+
+def open_devices(spec: ServiceSpec,
+                 device_map: dict[str, str]) -> dict[str, int]:
+    """Open the virtio-serial ports a service's entry names, for that
+    service alone. ``device_map`` puts a port name on another path (for
+    running on a host). A port the machine does not have is left out
+    (said on stderr): the service runs without it.
+
+    :raises BootError: ``deviceFailed`` when a port exists but does not
+        open.
+    """
+    out: dict[str, int] = {}
+    for name in spec.devices:
+        mapped = device_map.get(name)
+        path = Path(mapped) if mapped else find_port(name)
+        if path is None:
+            print(f"capos-init: {spec.name}: no virtio-serial port named "
+                  f"{name!r}; not handed over", file=sys.stderr)
+            continue
+        try:
+            out[name] = os.open(path, os.O_RDWR | os.O_NOCTTY
+                                | os.O_CLOEXEC)
+        except OSError as err:
+            for fd in out.values():
+                os.close(fd)
+            raise BootError("deviceFailed",
+                            f"{spec.name}: {name} ({path}): "
+                            f"{err.strerror}") from err
+    return out
+
+
 Isolate = Callable[[int, ServiceSpec], None]
 
 
 def spawn(
     order: list[ServiceSpec], isolate: Isolate | None = None,
     bind: str = "0.0.0.0", port_map: dict[int, int] | None = None,
+    device_map: dict[str, str] | None = None,
 ) -> list[Process]:
     """Fork one process per service. Must run before any capnp event
-    loop exists in this process (kj state does not survive a fork)."""
+    loop exists in this process (kj state does not survive a fork).
+
+    :param isolate: run in each child before the service starts, with
+        the service's start position and entry (see capos-init's
+        ``--isolate``).
+    """
     builds = {}
     for spec in order:
         try:
@@ -216,6 +287,12 @@ def spawn(
     try:
         for index, spec in enumerate(order):
             listeners = open_listeners(spec, bind, port_map or {})
+            try:
+                devices = open_devices(spec, device_map or {})
+            except BootError:
+                for s in listeners.values():
+                    s.close()
+                raise
             ours, theirs = socket.socketpair()
             sys.stdout.flush()
             sys.stderr.flush()
@@ -229,7 +306,7 @@ def spawn(
                     if isolate is not None:
                         isolate(index, spec)
                     host.serve(spec.name, builds[spec.name], theirs,
-                               listeners)
+                               listeners, devices)
                 except BaseException:
                     traceback.print_exc()
                     code = 1
@@ -239,6 +316,8 @@ def spawn(
             ports = {p: s.getsockname()[1] for p, s in listeners.items()}
             for s in listeners.values():
                 s.close()
+            for fd in devices.values():
+                os.close(fd)
             procs.append(Process(spec, pid, ours, ports))
     except BaseException:
         stop(procs)
