@@ -18,6 +18,7 @@ import base64
 import binascii
 import http.server
 import logging
+import socket
 import threading
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -37,6 +38,13 @@ Route = Callable[[], tuple[bytes, str]]
 class _Handler(http.server.BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body leave in two writes; without TCP_NODELAY the
+        # second waits on the peer's delayed ACK (DESIGN.md 4a).
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY,
+                                   1)
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("ocsp http: " + format, *args)

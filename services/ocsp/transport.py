@@ -10,6 +10,7 @@ responders run on 127.0.0.1.
 from __future__ import annotations
 
 import http.client
+import socket
 import urllib.parse
 from collections.abc import Collection
 from typing import Protocol
@@ -44,6 +45,8 @@ class HttpTransport:
         conn = http.client.HTTPConnection(parts.hostname, parts.port or 80,
                                           timeout=self.timeout)
         try:
+            conn.connect()
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.request("POST", parts.path or "/", body=request, headers={
                 "Content-Type": "application/ocsp-request",
                 "Accept": "application/ocsp-response"})
