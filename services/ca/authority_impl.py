@@ -96,7 +96,7 @@ def write_policy(builder: Any, p: IssuancePolicy) -> None:
     builder.mustStaple = p.must_staple
 
 
-_Server = pki().CertificateAuthority.Server
+_Server: Any = pki().CertificateAuthority.Server
 
 
 class CertificateAuthorityImpl(_Server):  # type: ignore[misc]

@@ -25,13 +25,17 @@ from the caller. Profiles:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import (
+    AuthorityInformationAccessOID,
+    ExtendedKeyUsageOID,
+    NameOID,
+)
 
 from services.ca.model import (
     REVOCATION_REASONS,
@@ -55,8 +59,9 @@ def serial_from(random: bytes) -> int:
 
 def new_key(key_type: str) -> Any:
     """A fresh private key of a schema ``AsymmetricAlgorithm`` name."""
-    curves = {"ecdsaP256": ec.SECP256R1, "ecdsaP384": ec.SECP384R1,
-              "ecdsaP521": ec.SECP521R1}
+    curves: dict[str, Callable[[], ec.EllipticCurve]] = {
+        "ecdsaP256": ec.SECP256R1, "ecdsaP384": ec.SECP384R1,
+        "ecdsaP521": ec.SECP521R1}
     if key_type in curves:
         return ec.generate_private_key(curves[key_type]())
     if key_type.startswith("rsa"):
@@ -66,7 +71,7 @@ def new_key(key_type: str) -> Any:
     raise ValueError(f"unsupported CA key type {key_type}")
 
 
-def signing_hash(key: Any) -> hashes.HashAlgorithm | None:
+def signing_hash(key: Any) -> hashes.SHA256 | hashes.SHA384 | None:
     """SHA-256 for RSA and EC keys; None for EdDSA (RFC 8410)."""
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return None
@@ -151,7 +156,7 @@ def issue_leaf(ca_cert: x509.Certificate, ca_key: Any, admitted: Admitted,
                        critical=not cn)
         .add_extension(x509.AuthorityInformationAccess([
             x509.AccessDescription(
-                x509.AuthorityInformationAccessOID.OCSP,
+                AuthorityInformationAccessOID.OCSP,
                 x509.UniformResourceIdentifier(config.ocsp_url))]),
             critical=False)
         .add_extension(x509.CRLDistributionPoints([x509.DistributionPoint(

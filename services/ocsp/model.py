@@ -13,6 +13,7 @@ import datetime as dt
 
 from cryptography import x509
 from cryptography.x509 import ocsp
+from cryptography.x509.oid import AuthorityInformationAccessOID
 
 STATUS_NAMES = {
     ocsp.OCSPCertStatus.GOOD: "good",
@@ -83,7 +84,7 @@ def responder_url(cert: x509.Certificate) -> str:
     except x509.ExtensionNotFound:
         return ""
     for desc in aia:
-        if desc.access_method == x509.AuthorityInformationAccessOID.OCSP and (
+        if desc.access_method == AuthorityInformationAccessOID.OCSP and (
                 isinstance(desc.access_location,
                            x509.UniformResourceIdentifier)):
             return desc.access_location.value

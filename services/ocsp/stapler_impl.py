@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import capnp  # type: ignore[import-untyped]
+import capnp
 from cryptography import x509
 
 from services._runtime.boundary import CapabilityError, parse_remote
