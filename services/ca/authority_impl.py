@@ -25,6 +25,7 @@ from services.ca.errors import PolicyRejectedError, Reason
 from services.ca.model import (
     REVOCATION_REASONS,
     IssuancePolicy,
+    Narrowing,
     SubjectName,
     name_text,
     parse_request,
@@ -49,10 +50,13 @@ def read_name(reader: Any) -> x509.GeneralName:
                 (raw[:half], bin(int.from_bytes(raw[half:], "big"))
                  .count("1")))
             return x509.IPAddress(net)
-        raise CapabilityError("policyViolation",
-                              f"ipAddress of {len(raw)} octets")
-    raise CapabilityError("policyViolation",
-                          f"nameSubtrees: unsupported name form {kind}")
+        raise PolicyRejectedError(
+            Reason.policyViolation,
+            f"nameSubtrees: ipAddress of {len(raw)} octets",
+            dimension="nameSubtrees")
+    raise PolicyRejectedError(
+        Reason.policyViolation, f"nameSubtrees: unsupported name form {kind}",
+        dimension="nameSubtrees")
 
 
 def _write_name(builder: Any, gn: SubjectName) -> None:
@@ -67,17 +71,18 @@ def _write_name(builder: Any, gn: SubjectName) -> None:
         builder.ipAddress = value.packed
 
 
-def read_policy(reader: Any) -> IssuancePolicy:
-    """A schema IssuancePolicy as a model value (zero/empty kept)."""
+def read_narrowing(reader: Any) -> Narrowing:
+    """A schema IssuancePolicy, as asked of ``narrow`` (zero and empty
+    keep the wider value)."""
     subs = reader.nameSubtrees
 
     def names(lst: Any) -> tuple[SubjectName, ...]:
         out = tuple(read_name(s.base) for s in lst)
         return out  # type: ignore[return-value]
 
-    return IssuancePolicy(
+    return Narrowing(
         permitted=names(subs.permitted), excluded=names(subs.excluded),
-        max_lifetime_seconds=int(reader.maxLifetimeSeconds) or 1,
+        max_lifetime_seconds=int(reader.maxLifetimeSeconds),
         key_types=tuple(str(k) for k in reader.keyTypes),
         must_staple=bool(reader.mustStaple))
 
@@ -129,6 +134,9 @@ class CertificateAuthorityImpl(_Server):  # type: ignore[misc]
                     **kwargs: Any) -> None:
         try:
             sans = tuple(read_name(n) for n in request.subjectAltNames)
+        except PolicyRejectedError as err:
+            raise self._refused("issue", err) from err
+        try:
             parsed = parse_request(
                 bytes(request.csr), sans, int(request.lifetimeSeconds),
                 tuple(str(p) for p in request.purposes))
@@ -164,11 +172,7 @@ class CertificateAuthorityImpl(_Server):  # type: ignore[misc]
             err = PolicyRejectedError(Reason.policyViolation,
                                       "serial was not issued by this CA")
             raise self._refused("revoke", err, subject)
-        cert = x509.load_der_x509_certificate(record.der)
-        sans = tuple(g for g in cert.extensions.get_extension_for_class(
-            x509.SubjectAlternativeName).value
-            if isinstance(g, (x509.DNSName, x509.IPAddress)))
-        if not ca_policy.may_revoke(self.issuance, sans):
+        if not ca_policy.may_revoke(self.issuance, _sans(record.der)):
             err = PolicyRejectedError(
                 Reason.policyViolation,
                 "nameSubtrees: certificate names lie outside this "
@@ -179,7 +183,9 @@ class CertificateAuthorityImpl(_Server):  # type: ignore[misc]
                    detail=name if changed else f"{name} (already revoked)")
 
     async def listIssued(self, _context: Any, **kwargs: Any) -> None:
-        records = self.ca.store.records()
+        # A holder sees what it could have issued, no more.
+        records = [r for r in self.ca.store.records()
+                   if ca_policy.may_revoke(self.issuance, _sans(r.der))]
         out = _context.results.init("records", len(records))
         for i, r in enumerate(records):
             out[i].serial = r.serial_bytes
@@ -195,13 +201,8 @@ class CertificateAuthorityImpl(_Server):  # type: ignore[misc]
 
     async def narrow(self, policy: Any, _context: Any,
                      **kwargs: Any) -> None:
-        asked = read_policy(policy)
-        if not policy.maxLifetimeSeconds:
-            asked = IssuancePolicy(
-                permitted=asked.permitted, excluded=asked.excluded,
-                max_lifetime_seconds=self.issuance.max_lifetime_seconds,
-                key_types=asked.key_types, must_staple=asked.must_staple)
         try:
+            asked = read_narrowing(policy)
             narrowed = ca_policy.narrow(self.issuance, asked)
         except PolicyRejectedError as err:
             raise self._refused("narrow", err) from err
@@ -209,6 +210,17 @@ class CertificateAuthorityImpl(_Server):  # type: ignore[misc]
         _context.results.ca = CertificateAuthorityImpl(
             self.ca, narrowed, audit=self._audit, clock=self._clock,
             service=self._service, label=f"{self._label}/narrowed")
+
+
+def _sans(der: bytes) -> tuple[SubjectName, ...]:
+    cert = x509.load_der_x509_certificate(der)
+    try:
+        names = cert.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return ()
+    return tuple(g for g in names
+                 if isinstance(g, (x509.DNSName, x509.IPAddress)))
 
 
 def _describe(p: IssuancePolicy) -> str:

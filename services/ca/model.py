@@ -64,6 +64,18 @@ class IssuancePolicy:
 
 
 @dataclasses.dataclass(frozen=True)
+class Narrowing:
+    """What a holder asks ``narrow`` for; zero or empty keeps the
+    wider policy's value (the schema's defaults)."""
+
+    permitted: tuple[SubjectName, ...] = ()
+    excluded: tuple[SubjectName, ...] = ()
+    max_lifetime_seconds: int = 0
+    key_types: tuple[str, ...] = ()
+    must_staple: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
 class ParsedRequest:
     """An issuance request, parsed.
 

@@ -33,6 +33,7 @@ from services.ca.errors import PolicyRejectedError, Reason
 from services.ca.model import (
     Admitted,
     IssuancePolicy,
+    Narrowing,
     ParsedRequest,
     SubjectName,
     name_text,
@@ -122,7 +123,7 @@ def name_allowed(name: SubjectName, policy: IssuancePolicy) -> bool:
         name_touches(name, e) for e in policy.excluded)
 
 
-def narrow(wider: IssuancePolicy, asked: IssuancePolicy) -> IssuancePolicy:
+def narrow(wider: IssuancePolicy, asked: Narrowing) -> IssuancePolicy:
     """The policy ``wider`` narrowed by ``asked``.
 
     :raises PolicyRejectedError: ``policyViolation`` with ``dimension``

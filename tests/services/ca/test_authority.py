@@ -222,6 +222,8 @@ def test_revoke_scope_and_list(tmp_path: Path) -> None:
                                                   "keyCompromise"))
             await narrow.revoke(com_serial, "superseded")
             records = (await root.listIssued()).records
+            mine = (await narrow.listIssued()).records
+            assert [bytes(r.serial) for r in mine] == [com_serial]
             return [(bytes(r.serial), r.revoked, str(r.revocationReason),
                      r.revokedAt) for r in records], refused
 
@@ -231,6 +233,34 @@ def test_revoke_scope_and_list(tmp_path: Path) -> None:
     assert [r[1:] for r in records] == [
         (False, "unspecified", 0),
         (True, "superseded", int(h.T0.timestamp()))]
+
+
+def test_narrow_to_an_ip_subtree(tmp_path: Path) -> None:
+    audit = MemoryAuditSink()
+
+    async def main() -> tuple[list[bytes], tuple[str, str], str]:
+        async with serve(authority(tmp_path, audit),
+                         pki().CertificateAuthority) as root:
+            msg = pki().IssuancePolicy.new_message()
+            subs = msg.init("nameSubtrees").init("permitted", 1)
+            # RFC 5280 4.2.1.10: address then mask, 8 octets for IPv4.
+            subs[0].init("base").ipAddress = bytes([192, 0, 2, 0,
+                                                   255, 255, 255, 0])
+            narrow = (await root.narrow(msg)).ca
+            got = (await narrow.policy()).policy
+            bases = [bytes(s.base.ipAddress)
+                     for s in got.nameSubtrees.permitted]
+            refused = await refusal(narrow.issue(h.request(["192.0.3.1"])))
+            chain = (await narrow.issue(h.request(["192.0.2.9"]))).chain
+            leaf = await leaf_of(chain)
+            san = leaf.extensions.get_extension_for_class(
+                x509.SubjectAlternativeName).value
+            return bases, refused, str(san[0].value)
+
+    bases, refused, issued = run(main)
+    assert bases == [bytes([192, 0, 2, 0, 255, 255, 255, 0])]
+    assert refused[0] == "nameConstraintViolation"
+    assert issued == "192.0.2.9"
 
 
 def test_restart_keeps_records_and_revocations(tmp_path: Path) -> None:
