@@ -32,6 +32,7 @@ class Problem(enum.Enum):
     crlStale = "crlStale"
     crlNotYetValid = "crlNotYetValid"
     crlNoNextUpdate = "crlNoNextUpdate"
+    crlNumberMissing = "crlNumberMissing"
     crlUnsupportedCriticalExtension = "crlUnsupportedCriticalExtension"
     crlScopeMismatch = "crlScopeMismatch"
 
@@ -47,6 +48,7 @@ PROBLEM_REASON: dict[Problem, Reason] = {
     Problem.crlStale: Reason.expired,
     Problem.crlNotYetValid: Reason.notYetValid,
     Problem.crlNoNextUpdate: Reason.policyViolation,
+    Problem.crlNumberMissing: Reason.policyViolation,
     Problem.crlUnsupportedCriticalExtension: Reason.policyViolation,
     Problem.crlScopeMismatch: Reason.policyViolation,
 }

@@ -28,7 +28,7 @@ class CheckedCrl:
 
     der: bytes
     issuer_der: bytes
-    number: int | None
+    number: int
     this_update: dt.datetime
     next_update: dt.datetime
     entries: dict[int, RevokedEntry]

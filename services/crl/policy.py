@@ -5,19 +5,23 @@ Rules :func:`check_crl` keeps, in order:
 1. The bytes are a v2 CRL whose issuer name is the issuer
    certificate's subject, and whose AKI, when both sides carry one,
    names the issuer's SKI (6.3.3 (f)).
-2. The issuer's keyUsage is present and asserts cRLSign (4.2.1.3);
-   otherwise ``crlIssuerNotAuthorized`` (field report 13e).
+2. If the issuer has a keyUsage extension it asserts cRLSign
+   (6.3.3 (f)); otherwise ``crlIssuerNotAuthorized`` (field report
+   13e). An issuer without keyUsage may sign CRLs (x509-limbo
+   ``crl::issuer-no-keyusage-extension``).
 3. Every critical extension, CRL-level or entry-level, is one this
-   module processes; any other makes the whole CRL unusable (5.2 and
-   5.3: "MUST reject the CRL", field report 13a and 13d). Processed
-   critical extensions: CRLNumber, AuthorityKeyIdentifier and
-   IssuingDistributionPoint at CRL level (13c), reasonCode and
-   invalidityDate per entry. A delta CRL indicator, an indirect CRL's
-   certificateIssuer and an onlySomeReasons partition are not
-   supported and so are refused, never half-used.
-4. The signature verifies under the issuer's key; a SHA-1 signature
+   module processes as critical; any other makes the whole CRL unusable
+   (5.2 and 5.3: "MUST reject the CRL", field report 13a and 13d). The
+   only critical one accepted is IssuingDistributionPoint (13c), which
+   5.2.5 requires to be critical. Extensions RFC 5280 requires to be
+   non-critical (CRLNumber 5.2.3, AKI 4.2.1.1, reasonCode 5.3.1...)
+   are refused when marked critical. A delta CRL indicator, an
+   indirect CRL's certificateIssuer and an onlySomeReasons partition
+   are not supported and so are refused, never half-used.
+4. A CRLNumber is present (5.2.3: conforming issuers MUST include it).
+5. The signature verifies under the issuer's key; a SHA-1 signature
    follows ``allow_sha1`` like OCSP (field report 6c).
-5. thisUpdate <= now + skew, nextUpdate present and now - skew <=
+6. thisUpdate <= now + skew, nextUpdate present and now - skew <=
    nextUpdate (5.1.2.5; this platform requires nextUpdate).
 
 :func:`lookup` then answers for one certificate, after checking that
@@ -38,20 +42,15 @@ from services.crl.model import CheckedCrl, RevokedEntry, distribution_points
 
 _SHA1 = {"1.2.840.113549.1.1.5", "1.2.840.10045.4.1", "1.2.840.10040.4.3"}
 
-#: CRL extensions processed here (RFC 5280 5.2); a critical one outside
-#: this set makes the CRL unusable.
-PROCESSED_CRL = {
-    "2.5.29.20",          # cRLNumber
-    "2.5.29.35",          # authorityKeyIdentifier
+#: CRL extensions this module processes when critical (RFC 5280 5.2);
+#: any other critical one makes the CRL unusable.
+CRITICAL_OK_CRL = {
     "2.5.29.28",          # issuingDistributionPoint
-    "2.5.29.18",          # issuerAltName (informational)
-    "1.3.6.1.5.5.7.1.1",  # authorityInfoAccess
 }
-#: Entry extensions processed here (RFC 5280 5.3).
-PROCESSED_ENTRY = {
-    "2.5.29.21",          # reasonCode
-    "2.5.29.24",          # invalidityDate
-}
+#: Entry extensions processed when critical (RFC 5280 5.3): none.
+#: reasonCode and invalidityDate are read when non-critical, as 5.3.1
+#: and 5.3.2 require them to be.
+CRITICAL_OK_ENTRY: set[str] = set()
 
 _REASONS = {
     x509.ReasonFlags.unspecified: "unspecified",
@@ -99,7 +98,7 @@ def _issuer_checks(crl: x509.CertificateRevocationList,
         raise CrlError(Problem.crlIssuerMismatch,
                        "CRL AKI does not name the issuer's key")
     ku = _ext(issuer.extensions, x509.KeyUsage)
-    if not isinstance(ku, x509.KeyUsage) or not ku.crl_sign:
+    if isinstance(ku, x509.KeyUsage) and not ku.crl_sign:
         raise CrlError(Problem.crlIssuerNotAuthorized,
                        f"{issuer.subject.rfc4514_string()} keyUsage lacks "
                        "cRLSign")
@@ -144,7 +143,7 @@ def check_crl(der: bytes, issuer: x509.Certificate, now: dt.datetime, *,
     except ValueError as err:
         raise CrlError(Problem.crlMalformed, f"not a CRL: {err}") from err
     _issuer_checks(crl, issuer)
-    _critical_check(crl_exts, PROCESSED_CRL, "CRL")
+    _critical_check(crl_exts, CRITICAL_OK_CRL, "CRL")
     idp = _ext(crl_exts, x509.IssuingDistributionPoint)
     if isinstance(idp, x509.IssuingDistributionPoint):
         if idp.indirect_crl or idp.only_some_reasons is not None:
@@ -154,10 +153,13 @@ def check_crl(der: bytes, issuer: x509.Certificate, now: dt.datetime, *,
         if idp.only_contains_attribute_certs:
             raise CrlError(Problem.crlScopeMismatch,
                            "CRL covers attribute certificates only")
+    number = _ext(crl_exts, x509.CRLNumber)
+    if not isinstance(number, x509.CRLNumber):
+        raise CrlError(Problem.crlNumberMissing, "CRL has no CRLNumber")
     entries: dict[int, RevokedEntry] = {}
     try:
         for revoked in crl:
-            _critical_check(revoked.extensions, PROCESSED_ENTRY, "entry")
+            _critical_check(revoked.extensions, CRITICAL_OK_ENTRY, "entry")
             flag = _ext(revoked.extensions, x509.CRLReason)
             reason = (_REASONS[flag.reason] if isinstance(flag, x509.CRLReason)
                       else "unspecified")
@@ -186,7 +188,6 @@ def check_crl(der: bytes, issuer: x509.Certificate, now: dt.datetime, *,
         raise CrlError(Problem.crlStale,
                        f"nextUpdate {next_update.isoformat()} has passed",
                        next_update=next_update, at=now)
-    number = _ext(crl_exts, x509.CRLNumber)
     points: tuple[str, ...] = ()
     only_user = only_ca = False
     if isinstance(idp, x509.IssuingDistributionPoint):
@@ -196,8 +197,7 @@ def check_crl(der: bytes, issuer: x509.Certificate, now: dt.datetime, *,
         only_ca = idp.only_contains_ca_certs
     return CheckedCrl(
         der=der, issuer_der=issuer.subject.public_bytes(),
-        number=number.crl_number if isinstance(number, x509.CRLNumber)
-        else None,
+        number=number.crl_number,
         this_update=this_update, next_update=next_update, entries=entries,
         distribution_points=points, only_user_certs=only_user,
         only_ca_certs=only_ca, warnings=tuple(warnings))
