@@ -105,8 +105,13 @@ class OcspHttpServer:
 
     def __init__(self, answer: Answer, clock: Clock, *, port: int = 0,
                  prefix: str = "/ocsp",
-                 routes: Mapping[str, Route] | None = None) -> None:
+                 routes: Mapping[str, Route] | None = None,
+                 sock: socket.socket | None = None) -> None:
+        """:param sock: a listening socket to serve on instead of binding
+            127.0.0.1:``port`` (in the guest, capos-init makes it from
+            the manifest's ``listen``)."""
         self.answer = answer
+        self._sock = sock
         self.clock = clock
         self.prefix = prefix
         self.routes = dict(routes or {})
@@ -124,8 +129,19 @@ class OcspHttpServer:
     def url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}{self.prefix}"
 
+    def _bind(self) -> _Server:
+        if self._sock is None:
+            return _Server((LOOPBACK, self._port), _Handler)
+        httpd = _Server(self._sock.getsockname()[:2], _Handler,
+                        bind_and_activate=False)
+        httpd.socket.close()
+        self._sock.setblocking(True)
+        httpd.socket = self._sock
+        httpd.server_address = self._sock.getsockname()[:2]
+        return httpd
+
     def start(self) -> OcspHttpServer:
-        self._httpd = _Server((LOOPBACK, self._port), _Handler)
+        self._httpd = self._bind()
         self._httpd.owner = self
         self._port = self.port
         self._thread = threading.Thread(target=self._httpd.serve_forever,
