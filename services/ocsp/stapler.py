@@ -39,6 +39,7 @@ failing  refresh ok                 ok
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 from collections.abc import Callable
@@ -110,6 +111,10 @@ class StaplerCore:
             at=self._clock.now(), service=self._service,
             capability="stapler", operation=operation, outcome=outcome,
             reason=reason, subject=subject, detail=detail))
+
+    def now(self) -> dt.datetime:
+        """The injected clock's time."""
+        return self._clock.now()
 
     @property
     def must_staple(self) -> bool:

@@ -14,6 +14,7 @@ from its OCSP callback.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import capnp
@@ -51,8 +52,33 @@ class OcspStaplerImpl(pki().OcspStapler.Server):  # type: ignore[misc]
             return False
         return self.core.accept(bytes(reply.response.der))
 
+    async def maintain(self, sleep: Callable[[float], Awaitable[None]], *,
+                       poll: float = 60.0,
+                       rounds: int | None = None) -> None:
+        """Keep the staple fresh in the background: refresh when due,
+        then sleep until the next refresh point (at most ``poll``
+        seconds, so a failed refresh is retried). ``sleep`` is
+        ``asyncio.sleep`` in a service; tests pass one that moves a
+        fake clock. ``rounds`` bounds the loop (None: forever)."""
+        done = 0
+        while rounds is None or done < rounds:
+            done += 1
+            if self._responder is not None and self.core.due():
+                await self._refresh()
+            held = self.core.current()
+            wait = poll
+            if held is not None:
+                ahead = (held.refresh_at - self.core.now()).total_seconds()
+                wait = min(poll, max(ahead, 1.0))
+            await sleep(wait)
+
     async def setCertificate(self, chain: Any, responder: Any,
                              _context: Any, **kwargs: Any) -> None:
+        await self.attach(chain, responder)
+
+    async def attach(self, chain: Any, responder: Any) -> None:
+        """``setCertificate`` for a caller in this process (client caps
+        of a CertificateChain and an OcspResponder)."""
         certs = (await chain.certificates()).chain
         if len(certs) < 2:
             raise CapabilityError("policyViolation",

@@ -312,3 +312,25 @@ def test_bad_csr_refused(tmp_path: Path) -> None:
     assert reason == "policyViolation"
     assert detail.startswith("csr:")
     assert audit.events[-1].outcome == "refused"
+
+
+def test_delegated_responder_renewed_at_half_life(tmp_path: Path) -> None:
+    clock = FakeClock(h.T0)
+    ca = h.open_ca(tmp_path, clock)
+    first = ca.responder()
+    eku = first.cert.extensions.get_extension_for_class(
+        x509.ExtendedKeyUsage).value
+    assert x509.oid.ExtendedKeyUsageOID.OCSP_SIGNING in eku
+    first.cert.extensions.get_extension_for_class(x509.OCSPNoCheck)
+    first.cert.verify_directly_issued_by(ca.cert)
+    clock.advance(14 * 86400)
+    assert ca.responder().cert == first.cert
+    ca.close()
+    # Persisted: a restart signs with the same delegate.
+    again = h.open_ca(tmp_path, clock)
+    assert again.responder().cert == first.cert
+    clock.advance(86400 + 301)      # past half of 30 days (+ backdating)
+    renewed = again.responder()
+    assert renewed.cert != first.cert
+    assert renewed.cert.not_valid_before_utc == clock.now() - (
+        dt.timedelta(seconds=300))

@@ -99,3 +99,36 @@ def test_stapler_capability_serves_then_stops(w: World) -> None:
     stops = [e for e in audit.events if e.operation == "stopStapling"]
     assert [(e.outcome, e.reason) for e in stops] == [
         ("error", "mustStapleMissing")]
+
+
+def test_maintain_refreshes_in_the_background(w: World) -> None:
+    audit = MemoryAuditSink()
+    leaf = w.leaf()
+    responder = OcspResponderImpl(HttpTransport(), audit=audit,
+                                  clock=w.clock)
+    stapler = OcspStaplerImpl(StaplerCore(None, w.clock, audit))
+    chain = CertificateChainImpl([parse_certificate(der(leaf)),
+                                  parse_certificate(w.ca.cert_der)])
+    waits: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        waits.append(seconds)
+        w.clock.advance(seconds)
+
+    async def main() -> int:
+        async with serve(responder, pki().OcspResponder) as r:
+            await stapler.attach(pki().CertificateChain._new_client(chain),
+                                 r)
+            await stapler.maintain(fake_sleep, poll=1800, rounds=6)
+        held = stapler.core.current()
+        assert held is not None
+        return epoch_seconds(held.this_update)
+
+    this_update = run(main)
+    # Six rounds of at most 30 minutes: refreshed at T0+1h and T0+2h,
+    # always holding a staple younger than half its validity.
+    assert waits == [1800, 1800, 1800, 1800, 1800, 1800]
+    assert this_update == epoch_seconds(T0 + 2 * HOUR)
+    refreshes = [e for e in audit.events
+                 if e.operation == "refresh" and e.outcome == "ok"]
+    assert len(refreshes) == 3
