@@ -163,7 +163,9 @@ class CertificateAuthorityImpl(_Server):  # type: ignore[misc]
         number = int.from_bytes(bytes(serial), "big", signed=True)
         subject = (f"serial={number:x}",)
         name = str(reason)
-        if name not in REVOCATION_REASONS:
+        # RFC 5280 5.3.1: removeFromCRL belongs to delta CRLs only, and
+        # value 7 is unused; neither can be the reason for a revocation.
+        if name not in REVOCATION_REASONS or name == "removeFromCrl":
             err = PolicyRejectedError(Reason.policyViolation,
                                       f"reason {name} cannot be used")
             raise self._refused("revoke", err, subject)

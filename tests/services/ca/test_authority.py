@@ -220,6 +220,9 @@ def test_revoke_scope_and_list(tmp_path: Path) -> None:
             com_serial = bytes((await (await com.leaf()).cert.serial()).bytes)
             refused = await refusal(narrow.revoke(net_serial,
                                                   "keyCompromise"))
+            bad_reason = await refusal(root.revoke(net_serial,
+                                                   "removeFromCrl"))
+            assert bad_reason[0] == "policyViolation"
             await narrow.revoke(com_serial, "superseded")
             records = (await root.listIssued()).records
             mine = (await narrow.listIssued()).records
