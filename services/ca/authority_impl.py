@@ -34,29 +34,39 @@ from services.x509.chain_impl import CertificateChainImpl
 from services.x509.model import parse_certificate
 
 
+def _refuse_name(detail: str) -> PolicyRejectedError:
+    return PolicyRejectedError(Reason.policyViolation,
+                               f"nameSubtrees: {detail}",
+                               dimension="nameSubtrees")
+
+
 def read_name(reader: Any) -> x509.GeneralName:
     """A schema GeneralName as cryptography's; dnsName and ipAddress
-    (4/16 octets for a SAN, 8/32 with the mask for a subtree)."""
+    (4/16 octets for a SAN; 8/32, address then contiguous mask, for a
+    subtree, RFC 5280 4.2.1.10).
+
+    :raises PolicyRejectedError: another name form, or a malformed one.
+    """
     kind = reader.which()
-    if kind == "dnsName":
-        return x509.DNSName(str(reader.dnsName))
-    if kind == "ipAddress":
+    try:
+        if kind == "dnsName":
+            return x509.DNSName(str(reader.dnsName))
+        if kind != "ipAddress":
+            raise _refuse_name(f"unsupported name form {kind}")
         raw = bytes(reader.ipAddress)
         if len(raw) in (4, 16):
             return x509.IPAddress(ipaddress.ip_address(raw))
-        if len(raw) in (8, 32):
-            half = len(raw) // 2
-            net = ipaddress.ip_network(
-                (raw[:half], bin(int.from_bytes(raw[half:], "big"))
-                 .count("1")))
-            return x509.IPAddress(net)
-        raise PolicyRejectedError(
-            Reason.policyViolation,
-            f"nameSubtrees: ipAddress of {len(raw)} octets",
-            dimension="nameSubtrees")
-    raise PolicyRejectedError(
-        Reason.policyViolation, f"nameSubtrees: unsupported name form {kind}",
-        dimension="nameSubtrees")
+        if len(raw) not in (8, 32):
+            raise _refuse_name(f"ipAddress of {len(raw)} octets")
+        half = len(raw) // 2
+        mask = int.from_bytes(raw[half:], "big")
+        prefix = bin(mask).count("1")
+        bits = 8 * half
+        if mask != ((1 << bits) - 1) ^ ((1 << (bits - prefix)) - 1):
+            raise _refuse_name("ipAddress mask is not contiguous")
+        return x509.IPAddress(ipaddress.ip_network((raw[:half], prefix)))
+    except ValueError as err:
+        raise _refuse_name(f"malformed {kind}: {err}") from err
 
 
 def _write_name(builder: Any, gn: SubjectName) -> None:

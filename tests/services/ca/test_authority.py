@@ -337,3 +337,25 @@ def test_delegated_responder_renewed_at_half_life(tmp_path: Path) -> None:
     assert renewed.cert != first.cert
     assert renewed.cert.not_valid_before_utc == clock.now() - (
         dt.timedelta(seconds=300))
+
+
+@pytest.mark.parametrize("raw", [
+    bytes([192, 0, 2, 0, 255, 0, 255, 0]),      # mask not contiguous
+    bytes([192, 0, 2, 1, 255, 255, 255, 0]),    # host bits set
+    bytes([192, 0, 2]),                         # neither 4/16 nor 8/32
+], ids=["mask", "host-bits", "length"])
+def test_malformed_ip_subtree_refused(tmp_path: Path, raw: bytes) -> None:
+    audit = MemoryAuditSink()
+
+    async def main() -> tuple[str, str]:
+        async with serve(authority(tmp_path, audit),
+                         pki().CertificateAuthority) as root:
+            msg = pki().IssuancePolicy.new_message()
+            subs = msg.init("nameSubtrees").init("permitted", 1)
+            subs[0].init("base").ipAddress = raw
+            return await refusal(root.narrow(msg))
+
+    reason, detail = run(main)
+    assert reason == "policyViolation"
+    assert detail.startswith("nameSubtrees:")
+    assert audit.events[-1].outcome == "refused"
