@@ -4,7 +4,8 @@ pyOpenSSL's OCSP server callback.
 
 :class:`StaplingTLSServer` listens on 127.0.0.1 only. At each handshake
 whose ClientHello asks for status it calls ``staple()`` (normally
-:meth:`OcspStaplerImpl.current_der` or :meth:`StaplerCore.current`):
+:meth:`OcspStaplerImpl.current_der` or :meth:`StaplerCore.peek`, both
+free of side effects and so safe on the connection's thread):
 the DER it returns is stapled; ``b""`` staples nothing, so a response
 past its nextUpdate is never sent. One thread per connection with
 blocking sockets (DESIGN.md 4a: pyOpenSSL needs them), each connection

@@ -147,6 +147,15 @@ class StaplerCore:
             der, self.leaf, self.issuer, self._clock.now(),
             skew=self._settings.skew, allow_sha1=self._settings.allow_sha1)
 
+    def peek(self) -> CheckedResponse | None:
+        """:meth:`current` without side effects (no audit, no state
+        change), safe from a TLS callback on another thread: the audit
+        sink in a service belongs to the event loop's thread."""
+        held = self._held
+        if held is not None and self._clock.now() < held.next_update:
+            return held
+        return None
+
     def current(self) -> CheckedResponse | None:
         """The response to staple now, or None: never one past its
         nextUpdate."""

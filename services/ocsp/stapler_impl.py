@@ -37,8 +37,10 @@ class OcspStaplerImpl(pki().OcspStapler.Server):  # type: ignore[misc]
         self._issuer: Any = None
 
     def current_der(self) -> bytes:
-        """The DER to staple now, or ``b""`` (no staple)."""
-        held = self.core.current()
+        """The DER to staple now, or ``b""`` (no staple). Callable from
+        any thread; the stop is recorded by :meth:`maintain` or the next
+        capability call, on the event loop."""
+        held = self.core.peek()
         return held.der if held is not None else b""
 
     async def _refresh(self) -> bool:

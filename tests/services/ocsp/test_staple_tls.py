@@ -36,7 +36,7 @@ def served(w: World) -> Iterator[tuple[World, StaplerCore,
     stapler.set_certificate(leaf, w.ca.cert)
 
     def staple() -> bytes:
-        held = stapler.current()
+        held = stapler.peek()
         return held.der if held else b""
 
     with StaplingTLSServer(key, [record.der, w.ca.cert_der],
