@@ -192,6 +192,12 @@ class StaplerCore:
         except ServiceError as err:
             self.failed(err)
             return False
+        if checked.next_update <= self._clock.now():
+            # The check tolerates the skew; serving never does.
+            self.failed(ResponseRejectedError(
+                Problem.ocspStale, "response is past its nextUpdate "
+                f"{checked.next_update.isoformat()}; not servable"))
+            return False
         held = self._held
         if held is not None and checked.this_update < held.this_update:
             self._emit("refresh", "refused", "ocspUnavailable",

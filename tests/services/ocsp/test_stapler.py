@@ -186,3 +186,18 @@ def test_cache_survives_a_restart(w: World, tmp_path: Path) -> None:
     assert again.current() is not None
     assert again.current().der == r1.der  # type: ignore[union-attr]
     assert audit.events[-1].operation == "loadCache"
+
+
+def test_never_staples_a_response_already_past_next_update(
+        w: World) -> None:
+    """The client side tolerates the skew; the serving side never does:
+    a response whose nextUpdate passed two minutes ago is not stapled."""
+    audit = MemoryAuditSink()
+    s = stapler(w, audit)
+    w.server.answer = lambda req, now: w.core.respond(
+        req, now - 2 * HOUR - 2 * MINUTE)
+    assert s.tick() is None
+    assert s.peek() is None
+    assert s.health == "failing"
+    assert ops(audit) == [("refresh", "refused", "ocspUnavailable")]
+    assert audit.events[-1].detail.startswith("ocspStale:")
