@@ -504,6 +504,8 @@ struct OcspResponse {
   status @1 :OcspStatus;
   thisUpdate @2 :Int64;
   nextUpdate @3 :Int64;
+  revocationTime @4 :Int64;       # epoch seconds; 0 unless revoked
+  revocationReason @5 :RevocationReason;  # meaningful only if revoked
 }
 
 enum OcspStatus {
@@ -643,6 +645,7 @@ struct IssuedRecord {
   notAfter @2 :Int64;
   revoked @3 :Bool;
   revocationReason @4 :RevocationReason;
+  revokedAt @5 :Int64;          # epoch seconds; 0 unless revoked
 }
 
 interface CertificateAuthority {
@@ -650,6 +653,12 @@ interface CertificateAuthority {
   revoke @1 (serial :Data, reason :RevocationReason) -> ();
   listIssued @2 () -> (records :List(IssuedRecord));
   policy @3 () -> (policy :IssuancePolicy);
+  narrow @4 (policy :IssuancePolicy) -> (ca :CertificateAuthority);
+  # A new capability whose policy is this one narrowed by `policy`:
+  # subtrees only inside this one's (excluded subtrees accumulate),
+  # maxLifetimeSeconds no longer (0 keeps it), keyTypes a subset
+  # (empty keeps them), mustStaple never dropped. Asking for more fails
+  # with policyViolation naming the dimension.
 }
 
 # ---------------------------------------------------------------------
