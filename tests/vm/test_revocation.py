@@ -107,16 +107,19 @@ def test_ca_key_and_database_survive_a_reboot(tmp_path: Path) -> None:
             staple = vm.wait_for(r"CAPOS-STAPLE serving", LINE)
             lines.append((ca, staple))
     (ca1, staple1), (ca2, staple2) = lines
-    sha = re.compile(r"ca_sha256=([0-9a-f]{64})")
-    serial = re.compile(r"serial=([0-9a-f]+)")
+    def field(name: str, text: str) -> str:
+        m = re.search(rf"{name}=([0-9a-f]+)", text)
+        assert m, text
+        return m.group(1)
+
     # The same CA after the power cut (QMP quit) and a second boot: its
     # key and certificate came back from the disk, and the issuance
     # database holds the endpoint's certificate issued in the first.
-    assert sha.search(ca1).group(1) == sha.search(ca2).group(1)  # type: ignore[union-attr]
+    assert len(field("ca_sha256", ca1)) == 64
+    assert field("ca_sha256", ca1) == field("ca_sha256", ca2)
     assert "records=0 " in ca1 and "records=1 " in ca2
     assert "reused=no" in staple1 and "reused=yes" in staple2
-    assert serial.search(staple1).group(1) == (  # type: ignore[union-attr]
-        serial.search(staple2).group(1))  # type: ignore[union-attr]
+    assert field("serial", staple1) == field("serial", staple2)
     listing = debugfs(disk, "ls -l /services/ca/ca")
     for name in ("ca.key.pem", "ca.cert.pem", "issued.sqlite3",
                  "responder.key.pem"):
