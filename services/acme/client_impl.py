@@ -314,7 +314,8 @@ class AcmeClientImpl(pki().AcmeClient.Server):  # type: ignore[misc]
                 f"{text} (after {BAD_NONCE_RETRIES} retries)", problem)
         if err.code == "rateLimited":
             resp = net.last_response
-            header = resp.headers.get("Retry-After") if resp else None
+            header = (resp.headers.get("Retry-After")
+                      if resp is not None else None)
             return AcmeRateLimited(
                 text, problem,
                 policy.parse_retry_after(header, self._clock.now()),
@@ -404,7 +405,8 @@ class AcmeClientImpl(pki().AcmeClient.Server):  # type: ignore[misc]
             return None
         if isinstance(err, errors.ConflictError):
             failure = AcmeKeyInUse(
-                f"the new key already controls the account {err}; "
+                "the new key already controls the account "
+                f"{getattr(err, 'location', '')}; "
                 "the old key stays in use")
         outcome = "refused" if isinstance(failure, AcmeKeyInUse) else "error"
         self._emit("rollover", outcome, (local.regr.uri or "",),
