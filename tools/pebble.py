@@ -68,7 +68,8 @@ def server_ca(directory: Path) -> tuple[Path, Path, Path]:
     start, end = now - dt.timedelta(days=1), now + dt.timedelta(days=3650)
     root_key = ec.generate_private_key(ec.SECP256R1())
     root_name = x509.Name(
-        [x509.NameAttribute(NameOID.COMMON_NAME, "capOS test ACME-server root")]
+        [x509.NameAttribute(NameOID.COMMON_NAME,
+                            "capOS test ACME-server root")]
     )
     root = (
         x509.CertificateBuilder()

@@ -76,6 +76,29 @@ BAD_NONCE_RETRIES = 3
 CHALLENGE_TYPES = {"http-01": "http01", "dns-01": "dns01",
                    "tls-alpn-01": "tlsAlpn01"}
 
+
+
+@challenges.ChallengeResponse.register
+class TLSALPN01Response(challenges.KeyAuthorizationChallengeResponse):  # type: ignore[misc]
+    """tls-alpn-01 response (RFC 8737 section 3): ``{}`` like the
+    others. acme 5 dropped the type; it is registered here through the
+    library's own registry."""
+
+    typ = "tls-alpn-01"
+
+
+@challenges.Challenge.register
+class TLSALPN01(challenges.KeyAuthorizationChallenge):  # type: ignore[misc]
+    """tls-alpn-01 challenge; the solver derives the certificate from
+    the key authorization."""
+
+    response_cls = TLSALPN01Response
+    typ = response_cls.typ
+
+    def validation(self, account_key: jose.JWK, **kwargs: Any) -> str:
+        return str(self.key_authorization(account_key))
+
+
 Sleep = Callable[[float], Awaitable[None]]
 AdapterFactory = Callable[[Any], requests.adapters.BaseAdapter]
 
@@ -531,7 +554,7 @@ class AcmeClientImpl(pki().AcmeClient.Server):  # type: ignore[misc]
                                 for c in authzr.body.challenges
                                 if c.error is not None), None)
                 raise AcmeOrderInvalid(
-                    f"authorization for {name} is {status}", problem)
+                    f"authorization for {name} is {status.name}", problem)
 
     async def _finalize(self, acme: client.ClientV2,
                         orderr: messages.OrderResource,
