@@ -371,6 +371,23 @@ class AcmeClientImpl(pki().AcmeClient.Server):  # type: ignore[misc]
             meta.external_account_required
         )
 
+    async def renewal_window(self, der: bytes
+                             ) -> policy.RenewalWindow | None:
+        """The server's suggested renewal window for a certificate (RFC
+        9773 section 4.2), or ``None`` when its directory offers no
+        ``renewalInfo`` (pebble 2.4 does not)."""
+        net = self._net(None, jose.ES256)
+        directory = await self._directory_of(net)
+        try:
+            base = directory["renewalInfo"]
+        except KeyError:
+            return None
+        url = f"{str(base).rstrip('/')}/{ari_cert_id(der)}"
+        resp = await self._call(net, net.get, url)
+        info = messages.RenewalInfo.from_json(resp.json())
+        window = info.suggested_window
+        return policy.RenewalWindow(window.start, window.end)
+
     async def register(self, accountKey: Any, contact: Any, _context: Any,
                        **kwargs: Any) -> Any:
         jwk, alg = await account_jwk(accountKey)
@@ -654,6 +671,26 @@ def _unwrap(result: Any,
         raise mapped from result.error
     finally:
         del mapped, result
+
+
+def ari_cert_id(der: bytes) -> str:
+    """The RFC 9773 section 4.1 certificate identifier: base64url of the
+    authority key identifier, ".", base64url of the serial's DER
+    integer bytes."""
+    cert = x509.load_der_x509_certificate(der)
+    try:
+        aki = cert.extensions.get_extension_for_class(
+            x509.AuthorityKeyIdentifier).value.key_identifier
+    except x509.ExtensionNotFound as err:
+        raise CapabilityError(
+            "policyViolation",
+            "certificate has no authority key identifier") from err
+    if aki is None:
+        raise CapabilityError("policyViolation",
+                              "authority key identifier has no keyIdentifier")
+    serial = cert.serial_number
+    raw = serial.to_bytes((serial.bit_length() + 8) // 8, "big", signed=True)
+    return f"{jose.b64encode(aki).decode()}.{jose.b64encode(raw).decode()}"
 
 
 def _reason_code(reason: Any) -> int:

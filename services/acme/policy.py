@@ -138,11 +138,15 @@ def retry_after_failure(failures: int, now: dt.datetime,
 
 def spread(due: dict[str, dt.datetime], now: dt.datetime,
            rng: random.Random,
+           expires: dict[str, dt.datetime] | None = None,
            spacing: dt.timedelta = BOOT_SPACING) -> dict[str, dt.datetime]:
     """Renewal times with no storm: every certificate whose time is at or
-    before ``now`` gets its own slot ``spacing`` apart, most overdue
-    first, jittered inside its slot; the others keep their time."""
-    overdue = sorted((t, h) for h, t in due.items() if t <= now)
+    before ``now`` gets its own slot ``spacing`` apart, the one expiring
+    soonest first (``expires``, else its renewal time), jittered inside
+    its slot; the others keep their time."""
+    order = expires or due
+    overdue = sorted((order.get(h, t), h) for h, t in due.items()
+                     if t <= now)
     out = {h: t for h, t in due.items() if t > now}
     for slot, (_, handle) in enumerate(overdue):
         out[handle] = now + spacing * (slot + rng.random())
