@@ -37,6 +37,8 @@ DEBIAN = {
     "openssl": "openssl",
     "curl": "curl",
     "xz-utils": "xz",
+    "certbot": "certbot",
+    "lego": "lego",
 }
 
 

@@ -7,7 +7,8 @@ seeds. Covers:
 - ``Retry-After`` in both of its forms (RFC 9110 section 10.2.3: delay
   seconds or an HTTP-date; a date in the past means "now"), as RFC 8555
   section 7.4 asks clients to honour while an order is ``processing``;
-- bounded exponential backoff when the server sends no ``Retry-After``;
+- bounded exponential backoff when the server sends no ``Retry-After``,
+  after one quick first look;
 - the renewal time of a certificate: when a third of its lifetime is
   left (half, for lifetimes of ten days or less), earlier when the
   server's renewal information (RFC 9773 section 4.2) suggests a window
@@ -23,7 +24,12 @@ import datetime as dt
 import email.utils
 import random
 
-#: First wait when a poll answers without Retry-After (field report 17c).
+#: One quick look before the backoff begins, when the server's answer to
+#: the client's own request (challenge or finalize) gave no Retry-After:
+#: a local or fast server is often done by then.
+FIRST_LOOK = 0.05
+#: First backoff wait when a poll answers without Retry-After (field
+#: report 17c).
 BACKOFF_INITIAL = 1.0
 #: Longest wait between polls without Retry-After.
 BACKOFF_CAP = 16.0
@@ -72,13 +78,22 @@ def backoff(attempt: int, initial: float = BACKOFF_INITIAL,
 
 def poll_wait(attempt: int, retry_after: float | None, elapsed: float,
               timeout: float = ORDER_TIMEOUT) -> float | None:
-    """How long to wait before the next poll, or ``None`` when the order
-    has run out of time (``elapsed`` seconds since polling began).
+    """How long to wait before poll ``attempt`` (0-based), or ``None``
+    when the order has run out of time (``elapsed`` seconds since polling
+    began).
 
     A server's Retry-After is honoured as given; it is not shortened,
     so a wait that would end past the timeout means the order timed out.
+    Without one: :data:`FIRST_LOOK` before the first poll, then
+    exponential backoff from :data:`BACKOFF_INITIAL` up to
+    :data:`BACKOFF_CAP`.
     """
-    wait = backoff(attempt) if retry_after is None else retry_after
+    if retry_after is not None:
+        wait = retry_after
+    elif attempt == 0:
+        wait = FIRST_LOOK
+    else:
+        wait = backoff(attempt - 1)
     if elapsed + wait > timeout:
         return None
     return wait

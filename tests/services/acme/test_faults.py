@@ -130,11 +130,13 @@ def test_17b_retry_after_http_date_future_and_past() -> None:
 
 
 def test_17c_no_retry_after_backs_off_exponentially_and_capped() -> None:
+    """One quick first look, then backoff from 1 s, capped at 16 s."""
     rig = Rig()
-    rig.server.queue("/order/1", *[Reply(200, order_body("processing"))] * 5)
+    rig.server.queue("/order/1", *[Reply(200, order_body("processing"))] * 6)
     got = rig.order()
     assert isinstance(got, list)
-    assert rig.sleep.waits == [1.0, 2.0, 4.0, 8.0, 16.0, 16.0]
+    assert rig.sleep.waits == [0.05, 1.0, 2.0, 4.0, 8.0, 16.0, 16.0]
+    assert len(rig.server.posts("/order/1")) == 7
 
 
 def test_17d_still_processing_after_the_timeout() -> None:

@@ -172,9 +172,11 @@ def test_retry_after_forms(value: str | None,
 def test_poll_wait_backoff_and_timeout() -> None:
     assert [policy.backoff(n) for n in range(7)] == [
         1.0, 2.0, 4.0, 8.0, 16.0, 16.0, 16.0]
-    assert policy.poll_wait(0, None, 0.0) == 1.0
+    assert policy.poll_wait(0, None, 0.0) == 0.05
+    assert policy.poll_wait(1, None, 0.05) == 1.0
+    assert policy.poll_wait(4, None, 3.05) == 8.0
     assert policy.poll_wait(3, 7.0, 10.0) == 7.0
-    assert policy.poll_wait(5, None, 50.0) is None
+    assert policy.poll_wait(6, None, 50.0) is None
     assert policy.poll_wait(0, 61.0, 0.0) is None
 
 
