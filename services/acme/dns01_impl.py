@@ -88,6 +88,23 @@ class ChallTestSrvTxtRecord:
         self._post("/clear-txt", {"host": self.name})
 
 
+def _quietly(fn: Any, *args: Any) -> tuple[str, str] | None:
+    try:
+        fn(*args)
+    except CapabilityError as err:
+        return err.reason, err.detail
+    return None
+
+
+async def _in_thread(fn: Any, *args: Any) -> None:
+    """Run blocking DNS management off the loop. The failure comes back
+    as text and is raised afresh here: an exception raised through this
+    frame (which holds capabilities) must not be owned by the worker."""
+    failed = await asyncio.to_thread(_quietly, fn, *args)
+    if failed is not None:
+        raise CapabilityError(*failed)
+
+
 class Dns01SolverImpl(pki().ChallengeSolver.Server):  # type: ignore[misc]
     """Publishes dns-01 TXT values under one ``_acme-challenge`` name."""
 
@@ -120,13 +137,13 @@ class Dns01SolverImpl(pki().ChallengeSolver.Server):  # type: ignore[misc]
             raise CapabilityError(
                 "policyViolation",
                 "key authorization does not belong to the token")
-        await asyncio.to_thread(self._record.set_txt, txt_value(keyauth))
+        await _in_thread(self._record.set_txt, txt_value(keyauth))
         return True
 
     async def cleanup(self, challenge: Any, _context: Any,
                       **kwargs: Any) -> None:
         self._check(challenge)
-        await asyncio.to_thread(self._record.clear_txt)
+        await _in_thread(self._record.clear_txt)
 
     async def supports(self, _context: Any, **kwargs: Any) -> list[str]:
         return ["dns01"]
