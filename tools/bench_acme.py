@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import capnp  # type: ignore[import-untyped]
+import capnp
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec

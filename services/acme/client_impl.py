@@ -561,7 +561,8 @@ class AcmeClientImpl(pki().AcmeClient.Server):  # type: ignore[misc]
             await self._wait(attempt, resp, started,
                              f"authorization for {name}")
             attempt += 1
-            authzr, resp = await self._call(acme.net, acme.poll, authzr)
+            authzr, resp = await self._call(_net_of(acme), acme.poll,
+                                            authzr)
             status = authzr.body.status
             if status == messages.STATUS_VALID:
                 return
@@ -577,7 +578,7 @@ class AcmeClientImpl(pki().AcmeClient.Server):  # type: ignore[misc]
                         orderr: messages.OrderResource,
                         started: float) -> str:
         """Finalize, then poll the order until it is valid; the chain."""
-        net = acme.net
+        net = _net_of(acme)
         orderr = await self._call(net, acme.begin_finalization, orderr)
         resp = net.last_response
         body = orderr.body
@@ -696,6 +697,12 @@ def ari_cert_id(der: bytes) -> str:
 def _reason_code(reason: Any) -> int:
     """The RFC 5280 CRLReason code of a schema ``RevocationReason``."""
     return int(pki().RevocationReason.schema.enumerants[str(reason)])
+
+
+def _net_of(acme: client.ClientV2) -> RetryingNetwork:
+    net = acme.net
+    assert isinstance(net, RetryingNetwork)
+    return net
 
 
 def _post_key_change(net: RetryingNetwork, url: str, inner: jws.JWS,

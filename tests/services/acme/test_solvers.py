@@ -84,14 +84,36 @@ def sans(ders: list[bytes]) -> list[str]:
         x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
 
 
+class Watched:
+    """A TxtRecord that records what passes through it to the real one."""
+
+    def __init__(self, inner: ChallTestSrvTxtRecord) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.calls: list[tuple[str, str]] = []
+
+    def set_txt(self, value: str) -> None:
+        self.calls.append(("set", value))
+        self.inner.set_txt(value)
+
+    def clear_txt(self) -> None:
+        self.calls.append(("clear", ""))
+        self.inner.clear_txt()
+
+
 def test_dns01_through_challtestsrv(pebble: Pebble) -> None:
     audit = MemoryAuditSink()
-    solver = Dns01SolverImpl(dns_record(pebble, "d.capos.test"))
+    record = Watched(dns_record(pebble, "d.capos.test"))
+    solver = Dns01SolverImpl(record)
     got = run(lambda: issue(pebble, audit, "d.capos.test", solver))
     assert isinstance(got, list), got
     assert sans(got) == ["d.capos.test"]
     assert [(e.operation, e.outcome) for e in audit.events] == [
         ("register", "ok"), ("order", "ok")]
+    assert record.name == "_acme-challenge.d.capos.test."
+    (kind, value), cleared = record.calls
+    assert kind == "set" and len(value) == 43 and "=" not in value
+    assert cleared == ("clear", "")
 
 
 def test_tls_alpn01_through_the_slot_responder(pebble: Pebble) -> None:
