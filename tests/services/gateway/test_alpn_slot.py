@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import threading
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -59,8 +60,17 @@ def test_gateway_tls_listener_answers_tls_alpn01_from_its_slot() -> None:
     sock.listen(8)
     server = TLSServer(sock)
     server.context = tls_context(key, ders, slot)
-    server.start()
     port = sock.getsockname()[1]
+
+    def accept(count: int) -> None:
+        # The gateway's per-connection path, for a bounded count of
+        # connections (its own accept loop never stops).
+        for _ in range(count):
+            conn, _ = sock.accept()
+            server._handle(conn)
+
+    acceptor = threading.Thread(target=accept, args=(4,), daemon=True)
+    acceptor.start()
 
     plain, _ = served_leaf(port, None)
     assert plain.serial_number == 9
@@ -74,4 +84,7 @@ def test_gateway_tls_listener_answers_tls_alpn01_from_its_slot() -> None:
     slot.withdraw(TOKEN)
     after, _ = served_leaf(port, None)
     assert after.serial_number == 9
+    acceptor.join(10)
+    assert not acceptor.is_alive()
+    assert server.handshakes == 4
     sock.close()
