@@ -547,6 +547,10 @@ interface AcmeAccount {
   # An ACME account registered under an account key.
   info @0 () -> (url :Text, contact :List(Text), status :Text,
                  termsOfServiceAgreed :Bool);
+  rollover @1 (newKey :PrivateKey) -> ();
+  # Account key rollover (RFC 8555 section 7.3.5): the account is
+  # controlled by newKey from a 200 on; on any failure (409: the key
+  # already has an account) the old key stays in use.
 }
 
 struct AcmeDirectoryMeta {
