@@ -34,7 +34,7 @@ from types import TracebackType
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def server_ca(directory: Path) -> tuple[Path, Path, Path]:
         .add_extension(x509.BasicConstraints(ca=False, path_length=None),
                        True)
         .add_extension(x509.ExtendedKeyUsage(
-            [x509.ExtendedKeyUsageOID.SERVER_AUTH]), False)
+            [ExtendedKeyUsageOID.SERVER_AUTH]), False)
         .add_extension(x509.SubjectAlternativeName([
             x509.DNSName(ACME_HOST), x509.DNSName("localhost"),
             x509.IPAddress(ipaddress.ip_address("127.0.0.1")),

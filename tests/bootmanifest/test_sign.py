@@ -33,7 +33,7 @@ def test_round_trip(inputs, key) -> None:
     assert m.ctLogList.version == "85.92"
     assert len(m.ctLogList.logs) == 56
     assert str(m.ctEnforcement) == "enforce"
-    assert [s.name for s in m.services][0] == "audit"
+    assert m.services[0].name == "audit"
     assert list(m.signers) == [sign.key_id(key.public_key())]
     izenpe = next(a for a in m.rootBundle.anchors if a.label == "Izenpe.com")
     assert izenpe.serverDistrustAfter == 1776297599
