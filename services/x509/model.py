@@ -236,7 +236,8 @@ def parse_certificate(der: bytes) -> ParsedCertificate:
             return _parse(der, cert)
     except CertificateParseError:
         raise
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, x509.DuplicateExtension,
+            x509.UnsupportedGeneralNameType) as err:
         raise CertificateParseError(
             f"malformed certificate: {str(err)[:120]}") from err
 
