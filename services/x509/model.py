@@ -99,10 +99,27 @@ class ParsedCertificate:
     #: should cope with others, so parsing records this instead of failing
     #: and policy decides (field report 5).
     serial_positive: bool = True
+    #: SubjectKeyIdentifier (RFC 5280 section 4.2.1.2), or None.
+    ski: bytes | None = None
+    #: AuthorityKeyIdentifier (section 4.2.1.1): present at all, its
+    #: keyIdentifier, and whether it names the issuer by DN and serial.
+    has_aki: bool = False
+    aki_key_id: bytes | None = None
+    aki_names_issuer: bool = False
+    #: The subject's commonName values, in order (CA/B BR 7.1.4.3).
+    common_names: tuple[str, ...] = ()
+    #: Extensions RFC 5280 says conforming CAs MUST mark critical
+    #: (policyConstraints 4.2.1.11, inhibitAnyPolicy 4.2.1.14) but that
+    #: this certificate carries non-critical, by dotted OID.
+    noncritical_must_be_critical: tuple[str, ...] = ()
 
     @property
     def is_self_issued(self) -> bool:
         return self.subject.der == self.issuer.der
+
+    @property
+    def validity(self) -> tuple[dt.datetime, dt.datetime]:
+        return self.not_before, self.not_after
 
     @property
     def kind(self) -> str:
@@ -242,6 +259,11 @@ def parse_certificate(der: bytes) -> ParsedCertificate:
             f"malformed certificate: {str(err)[:120]}") from err
 
 
+#: RFC 5280 extensions that conforming CAs MUST mark critical and that
+#: a relying party can refuse when they are not (4.2.1.11, 4.2.1.14).
+MUST_BE_CRITICAL = ("2.5.29.36", "2.5.29.54")
+
+
 def _parse(der: bytes, cert: x509.Certificate) -> ParsedCertificate:
     san = _ext(cert, x509.SubjectAlternativeName)
     sans = tuple(_general_name(g) for g in san) if san else ()  # type: ignore
@@ -289,6 +311,17 @@ def _parse(der: bytes, cert: x509.Certificate) -> ParsedCertificate:
         tls_feature is not None
         and x509.TLSFeatureType.status_request in tls_feature  # type: ignore
     )
+    ski_ext = _ext(cert, x509.SubjectKeyIdentifier)
+    aki_ext = _ext(cert, x509.AuthorityKeyIdentifier)
+    aki_names_issuer = isinstance(aki_ext, x509.AuthorityKeyIdentifier) and (
+        aki_ext.authority_cert_issuer is not None
+        or aki_ext.authority_cert_serial_number is not None)
+    must_be_critical = tuple(
+        e.oid.dotted_string for e in cert.extensions
+        if e.oid.dotted_string in MUST_BE_CRITICAL and not e.critical)
+    common_names = tuple(
+        str(a.value) for a in cert.subject.get_attributes_for_oid(
+            x509.NameOID.COMMON_NAME))
     pub = cert.public_key()
     spki = pub.public_bytes(serialization.Encoding.DER,
                             serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -308,4 +341,13 @@ def _parse(der: bytes, cert: x509.Certificate) -> ParsedCertificate:
         signature_scheme=signature_scheme(cert),
         spki_der=spki, sha256=cert.fingerprint(hashes.SHA256()),
         serial_positive=number > 0,
+        ski=(ski_ext.digest
+             if isinstance(ski_ext, x509.SubjectKeyIdentifier) else None),
+        has_aki=aki_ext is not None,
+        aki_key_id=(aki_ext.key_identifier
+                    if isinstance(aki_ext, x509.AuthorityKeyIdentifier)
+                    else None),
+        aki_names_issuer=aki_names_issuer,
+        common_names=common_names,
+        noncritical_must_be_critical=must_be_critical,
     )

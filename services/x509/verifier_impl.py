@@ -14,7 +14,7 @@ from typing import Any
 from services._runtime.audit import AuditEvent, AuditSink
 from services._runtime.clock import Clock, epoch_seconds, from_epoch
 from services._runtime.schema import pki
-from services.x509.certificate_impl import CertificateImpl
+from services.x509.certificate_impl import CertificateImpl, write_name
 from services.x509.errors import Reason, ServiceError
 from services.x509.model import ParsedCertificate, parse_certificate
 from services.x509.policy import VerificationPolicy, verify_chain
@@ -32,12 +32,13 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
 
     def __init__(self, policy: VerificationPolicy, *, audit: AuditSink,
                  clock: Clock, ct_logs: Any = None,
-                 service: str = "verifier") -> None:
+                 service: str = "verifier", crl_store: Any = None) -> None:
         self._service = service
         self._policy = policy
         self._audit = audit
         self._clock = clock
         self._ct_logs = ct_logs
+        self._crl_store = crl_store  # a CrlStore capability, or None
         # Parsed anchors by DER, so a repeat call does not re-parse.
         self._parsed: dict[bytes, ParsedCertificate] = {}
 
@@ -55,6 +56,19 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
             at=self._clock.now(), service=self._service, capability="verifier",
             operation=operation, outcome=outcome, reason=reason,
             subject=subject, detail=detail))
+
+    async def _crls_for(self, certs: list[ParsedCertificate]) -> list[bytes]:
+        """The CRL store's CRL for each distinct issuer of ``certs``."""
+        if self._crl_store is None:
+            return []
+        issuers = {c.issuer.der: c.issuer for c in certs}
+        requests = []
+        for name in issuers.values():
+            request = self._crl_store.crlFor_request()
+            write_name(request.init("issuer"), name)
+            requests.append(request.send())
+        replies = await asyncio.gather(*requests)
+        return [bytes(r.crl) for r in replies if len(r.crl)]
 
     async def verifyChain(self, chain: Any, trust: Any, purpose: Any,
                           atEpochSeconds: int, hostname: str,
@@ -74,8 +88,10 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
                 raise ServiceError(Reason.policyViolation, "empty chain")
             subject = (certs[0].describe(),)
             anchors = [self._parse(d) for d in anchor_ders]
+            crls = await self._crls_for(certs)
             result = verify_chain(certs[0], certs[1:], anchors,
-                                  purpose_name, at, hostname, self._policy)
+                                  purpose_name, at, hostname, self._policy,
+                                  crls)
         except ServiceError as err:
             failure = out.init("invalid")
             failure.reason = err.reason.value

@@ -9,8 +9,6 @@ is printed at the end of the pytest run.
 
 from __future__ import annotations
 
-import pytest
-
 from tests.limbo import conftest
 from tools import limbo
 
@@ -23,8 +21,6 @@ def test_skip_list_is_explicit_and_short() -> None:
         assert reason and "\n" not in reason, case_id
 
 
-@pytest.mark.xfail(reason="policy layer fixes pending (issue #3)",
-                   strict=True)
 def test_limbo_corpus() -> None:
     cases = limbo.load()
     assert len(cases) == 9780
