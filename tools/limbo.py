@@ -17,7 +17,9 @@ How a testcase maps onto the schema:
 - ``validation_time`` is ``atEpochSeconds``; ``null`` ("verify now") is 0,
   so the verifier reads its injected clock (the system clock here).
 - The policy is the ``webPkiLenient`` preset with no clock skew (the
-  corpus names exact instants) and, when ``max_chain_depth`` is set, a
+  corpus names exact instants), the CA/B root profile of
+  ``webPkiStrict`` (the corpus tests the web PKI) and, when
+  ``max_chain_depth`` is set, a
   ``maxChainLength`` of that many intermediates plus the leaf and the
   anchor (the schema counts certificates on the built path).
 - ``crls`` go into a ``CrlStore`` capability the case's verifier is
@@ -167,7 +169,8 @@ def load(path: Path = CORPUS) -> list[Case]:
 def policy_for(case: Case) -> Any:
     """The ``VerificationPolicy`` a testcase runs under."""
     from services.x509.policy import WEB_PKI_LENIENT
-    policy = dataclasses.replace(WEB_PKI_LENIENT, clock_skew_seconds=0)
+    policy = dataclasses.replace(WEB_PKI_LENIENT, clock_skew_seconds=0,
+                                 cabf_root_profile=True)
     if case.max_chain_depth is not None:
         policy = dataclasses.replace(
             policy, max_chain_length=min(case.max_chain_depth + 2, 255))

@@ -11,8 +11,8 @@ x509-limbo corpus ask for beyond it:
   in a reference, RFC 1034 preferred syntax) and CN/SAN agreement
   (CA/B BR 7.1.4.3), wildcards over public suffixes (BR 3.2.2.6);
 - EKU per purpose and chained through CAs (RFC 5280 section 4.2.1.12,
-  BR 7.1.2.7.10): no ``anyExtendedKeyUsage`` in a leaf, no EKU in a
-  web-PKI root (BR 7.1.2.1.2);
+  BR 7.1.2.7.10): no ``anyExtendedKeyUsage`` in a leaf; with
+  ``cabf_root_profile`` (webPkiStrict) no EKU in the root (BR 7.1.2.1.2);
 - the root AKI profile (BR 7.1.2.1.3), AKI on every certificate that is
   not self-issued and SKI on every intermediate (RFC 5280 4.2.1.1/2),
   positive serials (4.1.2.2), critical policyConstraints and
@@ -131,6 +131,11 @@ class VerificationPolicy:
     permit_name_constraints: bool = True
     clock_skew_seconds: int = 60
     stapling_required: bool = False
+    #: Not in the schema struct: hold the trust anchor to the CA/B root
+    #: profile (BR 7.1.2.1.2: no EKU in a root). On in ``webPkiStrict``;
+    #: off elsewhere, where private roots (pebble's, say) carry EKUs,
+    #: which then must permit the purpose like an intermediate's.
+    cabf_root_profile: bool = False
 
     def __post_init__(self) -> None:
         if not 2 <= self.max_chain_length <= 255:
@@ -148,7 +153,7 @@ class VerificationPolicy:
 # manifest's bootmanifest/presets.json.
 WEB_PKI_STRICT = VerificationPolicy(
     min_scts=2, require_ocsp=True, max_chain_length=6,
-    clock_skew_seconds=300,
+    clock_skew_seconds=300, cabf_root_profile=True,
     allowed_algorithms=("rsa2048", "rsa3072", "rsa4096", "ecdsaP256",
                         "ecdsaP384"),
     allowed_signature_schemes=("rsaPkcs1Sha256", "rsaPkcs1Sha384",
@@ -325,10 +330,10 @@ def _check_leaf_eku(leaf: ParsedCertificate, purpose: str) -> None:
 
 
 def _check_ca_eku(cert: ParsedCertificate, purpose: str,
-                  anchor: bool) -> None:
+                  cabf_root: bool) -> None:
     if not cert.ekus:
         return
-    if anchor and purpose == "tlsServerAuth":
+    if cabf_root:
         raise _fail(Reason.badEku, "web-PKI root carries an EKU", cert)
     wanted = PURPOSE_EKU[purpose]
     if wanted is not None and not {wanted, ANY_EKU} & set(cert.ekus):
@@ -598,7 +603,8 @@ def _check_path(path: Sequence[ParsedCertificate], purpose: str,
         _check_algorithms(cert, policy, role)
         _check_profile(cert, role)
         if i:
-            _check_ca_eku(cert, purpose, anchor=i == last)
+            _check_ca_eku(cert, purpose, cabf_root=(
+                i == last and policy.cabf_root_profile))
             if cert.permitted or cert.excluded:
                 if not policy.permit_name_constraints:
                     raise _fail(Reason.nameConstraintViolation,
