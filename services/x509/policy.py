@@ -614,10 +614,39 @@ def _check_path(path: Sequence[ParsedCertificate], purpose: str,
 
 
 def _issued_by(child: ParsedCertificate, parent: ParsedCertificate) -> bool:
+    """Issuer name and signature, for diagnosis only (no profile)."""
     try:
         child.cert.verify_directly_issued_by(parent.cert)
-    except (ValueError, TypeError, cexc.InvalidSignature,
-            cexc.UnsupportedAlgorithm):
+    except (TypeError, cexc.InvalidSignature, cexc.UnsupportedAlgorithm):
+        return False
+    except ValueError:
+        # pyca verifies only the algorithms it permits; a SHA-1 (say)
+        # signature is checked by hand, so the diagnosis can name the
+        # weak algorithm instead of a missing issuer.
+        return _legacy_signature_ok(child, parent)
+    return True
+
+
+def _legacy_signature_ok(child: ParsedCertificate,
+                         parent: ParsedCertificate) -> bool:
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+    if child.issuer.der != parent.subject.der:
+        return False
+    cert = child.cert
+    key = parent.cert.public_key()
+    digest = cert.signature_hash_algorithm
+    try:
+        if isinstance(key, rsa.RSAPublicKey) and digest is not None:
+            key.verify(cert.signature, cert.tbs_certificate_bytes,
+                       padding.PKCS1v15(), digest)
+        elif (isinstance(key, ec.EllipticCurvePublicKey)
+              and digest is not None):
+            key.verify(cert.signature, cert.tbs_certificate_bytes,
+                       ec.ECDSA(digest))
+        else:
+            return False
+    except (cexc.InvalidSignature, cexc.UnsupportedAlgorithm, ValueError,
+            TypeError):
         return False
     return True
 
