@@ -340,10 +340,19 @@ def _check_ca_eku(cert: ParsedCertificate, purpose: str,
         raise _fail(Reason.badEku, f"CA EKU does not allow {purpose}", cert)
 
 
+def _negative_serial(cert: ParsedCertificate) -> bool:
+    return int.from_bytes(cert.serial, "big", signed=True) < 0
+
+
 def _check_profile(cert: ParsedCertificate, role: str) -> None:
     """RFC 5280 / BR structure pyca leaves to the relying party."""
     if role != "anchor" and not cert.serial_positive:
         raise _fail(Reason.policyViolation, "non-positive serial", cert)
+    if role == "anchor" and _negative_serial(cert):
+        # RFC 5280 asks relying parties to cope with such roots; pyca
+        # cannot use one, so it is skipped, not fatal to the store.
+        raise _fail(Reason.policyViolation,
+                    "trust anchor with a negative serial is skipped", cert)
     if cert.noncritical_must_be_critical:
         raise _fail(Reason.policyViolation,
                     "extension must be critical: "
@@ -655,45 +664,53 @@ def _find_path(leaf: ParsedCertificate,
                pool: Sequence[ParsedCertificate],
                anchors: Sequence[ParsedCertificate],
                max_len: int) -> tuple[list[ParsedCertificate] | None, str]:
-    """A path by issuer name and signature only; (path, why-not)."""
+    """A path by issuer name and signature only; (path, why-not).
+
+    ``why-not`` is ``"signature"`` when the leaf's named issuers or a
+    named anchor failed their signature checks, ``"budget"`` when the
+    signature budget ran out, else ``"no issuer"``.
+    """
     budget = [DIAGNOSE_BUDGET]
-    named = [False]
+    forged = [False]
 
     def walk(chain: list[ParsedCertificate]) -> list[ParsedCertificate] | None:
         cert = chain[-1]
         issuer = cert.issuer.der
+        named = verified = 0
         for anchor in anchors:
-            if anchor.subject.der == issuer:
-                if budget[0] <= 0:
-                    return None
-                budget[0] -= 1
-                if _issued_by(cert, anchor):
-                    return [*chain, anchor]
-                named[0] = True
-        if len(chain) + 1 >= max_len:
-            return None
-        for cand in pool:
-            if cand.subject.der != issuer or cand in chain:
+            if anchor.subject.der != issuer:
                 continue
             if budget[0] <= 0:
                 return None
             budget[0] -= 1
-            if not _issued_by(cert, cand):
-                named[0] = True
-                continue
-            found = walk([*chain, cand])
-            if found:
-                return found
+            named += 1
+            if _issued_by(cert, anchor):
+                return [*chain, anchor]
+            forged[0] = True
+        if len(chain) + 1 < max_len:
+            for cand in pool:
+                if cand.subject.der != issuer or cand in chain:
+                    continue
+                if budget[0] <= 0:
+                    return None
+                budget[0] -= 1
+                named += 1
+                if not _issued_by(cert, cand):
+                    continue
+                verified += 1
+                found = walk([*chain, cand])
+                if found:
+                    return found
+        if len(chain) == 1 and named and not verified:
+            forged[0] = True
         return None
 
     found = walk([leaf])
     if found:
         return found, ""
     if budget[0] <= 0:
-        return None, "path-building budget exhausted"
-    if named[0]:
-        return None, "signature"
-    return None, "no issuer"
+        return None, "budget"
+    return None, "signature" if forged[0] else "no issuer"
 
 
 _PYCA_TEXT: tuple[tuple[str, Reason], ...] = (
@@ -742,16 +759,17 @@ def _diagnose(err: pv.VerificationError, leaf: ParsedCertificate,
             # verified, so something else refused it.
             reason = Reason.policyViolation
         return _fail(reason, text)
-    if why == "path-building budget exhausted":
-        return _fail(Reason.unknownAnchor, f"{why}: {text}")
+    if pool.truncated:
+        return _fail(Reason.unknownAnchor,
+                     "path-building budget exhausted: more than "
+                     f"{MAX_INTERMEDIATES} candidate intermediates: {text}")
+    if why == "budget":
+        return _fail(Reason.unknownAnchor,
+                     f"path-building budget exhausted: {text}")
     if why == "signature":
         return _fail(Reason.signatureMismatch,
                      f"no candidate issuer's signature verifies: {text}")
-    detail = "no path to a trust anchor"
-    if pool.truncated:
-        detail = ("path-building budget exhausted: more than "
-                  f"{MAX_INTERMEDIATES} candidate intermediates")
-    return _fail(Reason.unknownAnchor, f"{detail}: {text}")
+    return _fail(Reason.unknownAnchor, f"no path to a trust anchor: {text}")
 
 
 #: CRL extensions this module understands when critical (RFC 5280 5.2).
@@ -779,7 +797,7 @@ def _check_crl_usable(crl: x509.CertificateRevocationList,
     if ku is not None and not ku[6]:  # cRLSign
         raise _fail(Reason.policyViolation,
                     f"CRL issuer {who} lacks cRLSign")
-    if not crl.is_signature_valid(issuer.cert.public_key()):  # type: ignore
+    if not _crl_signature_ok(crl, issuer):
         raise _fail(Reason.policyViolation,
                     f"CRL signature of {who} does not verify")
     try:
@@ -806,6 +824,31 @@ def _check_crl_usable(crl: x509.CertificateRevocationList,
         raise _fail(Reason.policyViolation, f"CRL of {who} not yet valid")
     if crl.next_update_utc is not None and at - crl.next_update_utc > skew:
         raise _fail(Reason.policyViolation, f"CRL of {who} is stale")
+
+
+def _crl_signature_ok(crl: x509.CertificateRevocationList,
+                      issuer: ParsedCertificate) -> bool:
+    """The CRL's signature under the issuer's key, SHA-1 included.
+
+    CRLs follow their own algorithm rule, not certificate gating (field
+    report 6c): a SHA-1 signature on a CRL is accepted.
+    """
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+    key = issuer.cert.public_key()
+    digest = crl.signature_hash_algorithm
+    try:
+        if isinstance(key, rsa.RSAPublicKey) and digest is not None:
+            key.verify(crl.signature, crl.tbs_certlist_bytes,
+                       padding.PKCS1v15(), digest)
+        elif isinstance(key, ec.EllipticCurvePublicKey) and digest:
+            key.verify(crl.signature, crl.tbs_certlist_bytes,
+                       ec.ECDSA(digest))
+        else:
+            return bool(crl.is_signature_valid(key))  # type: ignore
+    except (cexc.InvalidSignature, cexc.UnsupportedAlgorithm, ValueError,
+            TypeError):
+        return False
+    return True
 
 
 def check_revocation(path: Sequence[ParsedCertificate],
@@ -873,7 +916,8 @@ def verify_chain(leaf: ParsedCertificate,
 
     pool = candidate_pool(leaf, intermediates, anchors, policy)
     usable_anchors = [a for a in anchors
-                      if not _algorithm_problem(a, policy, "anchor")]
+                      if not _algorithm_problem(a, policy, "anchor")
+                      and not _negative_serial(a)]
     when = _validation_instant([leaf, *pool.certs, *usable_anchors], leaf,
                                at, skew)
     self_issued = sum(1 for c in pool.certs if c.is_self_issued)
