@@ -510,6 +510,28 @@ def _check_wildcards(leaf: ParsedCertificate, reference: str) -> None:
                     f"wildcard SAN '*.{base}' spans a public suffix", leaf)
 
 
+def _check_reference_named(leaf: ParsedCertificate,
+                           subject: pv.Subject) -> None:
+    """Fail early when no SAN can match the reference (RFC 6125 6.4).
+
+    A superset of pyca's matching (exact, or a left-most ``*`` label);
+    pyca still decides every name this lets through.
+    """
+    if isinstance(subject, x509.IPAddress):
+        if subject.value.packed not in _san_strings(leaf)[1]:
+            raise _fail(Reason.nameMismatch,
+                        f"leaf has no iPAddress SAN {subject.value}", leaf)
+        return
+    ref = subject.value.lower().rstrip(".")
+    parent = ref.split(".", 1)[1] if "." in ref else None
+    for name in _san_strings(leaf)[0]:
+        name = name.lower().rstrip(".")
+        if name == ref or (parent is not None and name.startswith("*.")
+                           and name[2:] == parent):
+            return
+    raise _fail(Reason.nameMismatch, f"leaf is not valid for {ref!r}", leaf)
+
+
 def _check_identities(leaf: ParsedCertificate, hostname: str) -> None:
     """Client purposes: every listed identity is one of the leaf's SANs.
 
@@ -614,7 +636,7 @@ def _check_path(path: Sequence[ParsedCertificate], purpose: str,
         if i:
             _check_ca_eku(cert, purpose, cabf_root=(
                 i == last and policy.cabf_root_profile))
-            if cert.permitted or cert.excluded:
+            if cert.has_name_constraints:
                 if not policy.permit_name_constraints:
                     raise _fail(Reason.nameConstraintViolation,
                                 "policy does not permit name-constrained "
@@ -688,9 +710,11 @@ def _find_path(leaf: ParsedCertificate,
                 return [*chain, anchor]
             forged[0] = True
         if len(chain) + 1 < max_len:
-            for cand in pool:
-                if cand.subject.der != issuer or cand in chain:
-                    continue
+            named_pool = [c for c in pool
+                          if c.subject.der == issuer and c not in chain]
+            # Likeliest first, as pyca and Go order them: AKI = SKI.
+            named_pool.sort(key=lambda c: c.ski != cert.aki_key_id)
+            for cand in named_pool:
                 if budget[0] <= 0:
                     return None
                 budget[0] -= 1
@@ -866,7 +890,7 @@ def check_revocation(path: Sequence[ParsedCertificate],
                 continue
             _check_crl_usable(crl, issuer, at, skew)
             entry = crl.get_revoked_certificate_by_serial_number(
-                cert.cert.serial_number)
+                cert.serial_number)
             if entry is not None:
                 raise _fail(Reason.revoked, "certificate is on its issuer's "
                             "CRL", cert,
@@ -894,6 +918,8 @@ def verify_chain(leaf: ParsedCertificate,
     """
     if at.tzinfo is None:
         raise ValueError("validation time must be timezone-aware")
+    # X.509 times have whole seconds (RFC 5280 section 4.1.2.5).
+    at = at.replace(microsecond=0)
     if purpose not in PURPOSE_EKU:
         raise _fail(Reason.policyViolation,
                     f"purpose {purpose} is not verified as a chain")
@@ -908,6 +934,7 @@ def verify_chain(leaf: ParsedCertificate,
     _check_profile(leaf, "leaf")
     _check_leaf_eku(leaf, purpose)
     if subject is not None:
+        _check_reference_named(leaf, subject)
         _check_common_names(leaf)
         if isinstance(subject, x509.DNSName):
             _check_wildcards(leaf, subject.value)
