@@ -183,7 +183,7 @@ def _skipped(case: Case) -> CaseResult:
 
 def run_capability(cases: Sequence[Case]) -> list[CaseResult]:
     """Every case through a ``CertVerifier`` capability, in-process."""
-    import capnp  # type: ignore[import-untyped]
+    import capnp
 
     from services._runtime.audit import MemoryAuditSink
     from services._runtime.clock import SystemClock, epoch_seconds
@@ -306,10 +306,10 @@ def run_pyca(cases: Sequence[Case], now: dt.datetime) -> list[CaseResult]:
                 builder = builder.max_chain_depth(case.max_chain_depth)
             if case.purpose == "tlsServerAuth":
                 try:
-                    subject: Any = pv.IPAddress(
+                    subject: Any = x509.IPAddress(
                         ipaddress.ip_address(case.hostname))
                 except ValueError:
-                    subject = pv.DNSName(case.hostname)
+                    subject = x509.DNSName(case.hostname)
                 builder.build_server_verifier(subject).verify(leaf, inter)
             else:
                 builder.build_client_verifier().verify(leaf, inter)

@@ -402,10 +402,10 @@ def reference_subject(purpose: str, hostname: str) -> pv.Subject | None:
         raise _fail(Reason.nameMismatch,
                     "reference identity must not contain '*'")
     try:
-        return pv.IPAddress(ipaddress.ip_address(hostname))
+        return x509.IPAddress(ipaddress.ip_address(hostname))
     except ValueError:
         pass
-    return pv.DNSName(_a_label(hostname.rstrip(".")))
+    return x509.DNSName(_a_label(hostname.rstrip(".")))
 
 
 @functools.cache
@@ -518,7 +518,11 @@ def _check_reference_named(leaf: ParsedCertificate,
     pyca still decides every name this lets through.
     """
     if isinstance(subject, x509.IPAddress):
-        if subject.value.packed not in _san_strings(leaf)[1]:
+        address = subject.value
+        packed = (address.packed if isinstance(
+            address, (ipaddress.IPv4Address, ipaddress.IPv6Address))
+            else b"")
+        if packed not in _san_strings(leaf)[1]:
             raise _fail(Reason.nameMismatch,
                         f"leaf has no iPAddress SAN {subject.value}", leaf)
         return
