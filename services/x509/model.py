@@ -163,6 +163,21 @@ class ParsedCertificate:
         return tuple(_general_name(g) for g in san) if san else ()
 
     @functools.cached_property
+    def dns_sans(self) -> frozenset[str]:
+        """The dNSName SAN values, as written."""
+        san = self._value(_SAN)
+        return frozenset(san.get_values_for_type(x509.DNSName)
+                         if san else ())
+
+    @functools.cached_property
+    def ip_sans(self) -> frozenset[bytes]:
+        """The iPAddress SAN values, packed."""
+        san = self._value(_SAN)
+        return frozenset(_packed(ip) for ip in
+                         (san.get_values_for_type(x509.IPAddress)
+                          if san else ()))
+
+    @functools.cached_property
     def key_usage(self) -> tuple[bool, ...] | None:
         ku = self._value(_KU)
         if not isinstance(ku, x509.KeyUsage):
@@ -376,6 +391,12 @@ def tbs_names(tbs: bytes) -> tuple[bytes, bytes]:
     return issuer, tbs[at:_tlv_end(tbs, at)[1]]
 
 
+def _packed(ip: Any) -> bytes:
+    if isinstance(ip, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
+        return ip.network_address.packed + ip.netmask.packed
+    return ip.packed  # type: ignore[no-any-return]
+
+
 def _general_name(gn: x509.GeneralName) -> GeneralNameValue:
     if isinstance(gn, x509.DNSName):
         return GeneralNameValue("dnsName", gn.value)
@@ -471,9 +492,4 @@ def _parse(der: bytes, cert: x509.Certificate) -> ParsedCertificate:
         public_key=cert.public_key(),
         names=tbs_names(cert.tbs_certificate_bytes),
         serial_number=cert.serial_number)
-    # GeneralNames the schema has no member for fail here, too.
-    if _SAN in extensions:
-        _ = parsed.sans
-    if _NC in extensions:
-        _ = parsed.permitted, parsed.excluded
     return parsed

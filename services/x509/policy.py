@@ -423,11 +423,9 @@ def _placeholder_anchor() -> x509.Certificate:
             .sign(key, hashes.SHA256()))
 
 
-def _san_strings(cert: ParsedCertificate) -> tuple[set[str], set[bytes]]:
-    dns = {str(g.value) for g in cert.sans if g.kind == "dnsName"}
-    ips = {bytes(g.value) for g in cert.sans  # type: ignore[arg-type]
-           if g.kind == "ipAddress"}
-    return dns, ips
+def _san_strings(cert: ParsedCertificate) -> tuple[frozenset[str],
+                                                 frozenset[bytes]]:
+    return cert.dns_sans, cert.ip_sans
 
 
 def _legacy_ipv4(text: str) -> bool:
