@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import capnp  # type: ignore[import-untyped]
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from bootmanifest import certdata, ctlist, graph
+from bootmanifest.canonical import encode
 from bootmanifest.errors import ManifestError, Reason
 from services._runtime import schema
 
@@ -177,20 +177,6 @@ def read_inputs(
     )
 
 
-def encode(reader: Any) -> bytes:
-    """The deterministic single-segment encoding of a struct reader.
-
-    ``capnp._MallocMessageBuilder`` is pycapnp's plain message class; its
-    constructor takes the first segment's size in words, which is how the
-    whole copy is kept in one segment.
-    """
-    words = reader.total_size.word_count + 1
-    message = capnp._MallocMessageBuilder(words)
-    message.set_root(reader)
-    segments = message.get_segments_for_output()
-    if len(segments) != 1:
-        raise ValueError("manifest did not fit one segment")
-    return bytes(segments[0])
 
 
 def _fill_roots(msg: Any, inputs: BuildInputs) -> None:
@@ -246,6 +232,8 @@ def _fill_services(msg: Any, inputs: BuildInputs) -> None:
         out.inputs = list(svc.inputs)
         out.network = svc.has_network
         out.listen = list(svc.listen)
+        out.state = svc.state
+        out.devices = list(svc.devices)
 
 
 def assemble(inputs: BuildInputs, params: BuildParams) -> bytes:

@@ -10,7 +10,11 @@ DESIGN.md section 3). Rules a valid graph keeps:
   directly or through others), so capos-init can start services in order;
 - every input is ``roots``, ``ctLogs``, ``presets`` or
   ``anchor:<name>`` for an extra anchor supplied to this build;
-- listening ports are 1-65535 and only on services with a network grant.
+- listening ports are 1-65535 and only on services with a network grant;
+- every device is a virtio-serial port name (letters, digits, ``.``,
+  ``_``, ``-``; 1-63 characters), named once in its entry, and granted
+  to one service only: a port is one byte stream, and two holders would
+  interleave (or read each other's) bytes.
 
 Each error is a ``ManifestError(reason="graph")`` whose message and
 context name the service and the bad name. Pure: takes parsed JSON.
@@ -29,6 +33,7 @@ from bootmanifest.errors import ManifestError, Reason
 SECTIONS = ("roots", "ctLogs", "presets")
 ANCHOR_PREFIX = "anchor:"
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_DEVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,12 @@ class Service:
     inputs: tuple[str, ...]
     has_network: bool
     listen: tuple[int, ...]
+    #: capos-init gives the service a private directory on the data disk
+    #: (its ``stateDir`` input), owned by the service's uid alone.
+    state: bool = False
+    #: virtio-serial ports (by name) capos-init opens and hands to this
+    #: service alone, as open files.
+    devices: tuple[str, ...] = ()
 
 
 def _fail(service: str, detail: str, **context: Any) -> ManifestError:
@@ -74,7 +85,7 @@ def _service(raw: Any) -> Service:
         raise ManifestError(Reason.GRAPH, f"service without a name: {raw!r}")
     name = raw["name"]
     known = {"name", "module", "exports", "grants", "inputs", "network",
-             "listen"}
+             "listen", "state", "devices"}
     extra = sorted(set(raw) - known)
     if extra:
         raise _fail(name, f"unknown field {extra[0]!r}", field=extra[0])
@@ -98,7 +109,16 @@ def _service(raw: Any) -> Service:
         inputs=_str_list(raw, "inputs", name),
         has_network=bool(raw.get("network", False)),
         listen=tuple(listen),
+        state=_bool(raw, "state", name),
+        devices=_str_list(raw, "devices", name),
     )
+
+
+def _bool(raw: dict[str, Any], key: str, service: str) -> bool:
+    value = raw.get(key, False)
+    if not isinstance(value, bool):
+        raise _fail(service, f"{key} must be true or false")
+    return value
 
 
 def parse(data: bytes) -> tuple[Service, ...]:
@@ -129,6 +149,7 @@ def validate(
         if svc.name in by_name:
             raise _fail(svc.name, "defined twice")
         by_name[svc.name] = svc
+    holders: dict[str, str] = {}
     for svc in services:
         if not _MODULE.match(svc.module):
             raise _fail(svc.name, f"bad module {svc.module!r}",
@@ -170,6 +191,18 @@ def validate(
                 raise _fail(svc.name, f"bad listen port {port}", port=port)
         if svc.listen and not svc.has_network:
             raise _fail(svc.name, "listens without a network grant")
+        for device in svc.devices:
+            if not _DEVICE.match(device):
+                raise _fail(svc.name, f"bad device name {device!r}",
+                            device=device)
+            if svc.devices.count(device) > 1:
+                raise _fail(svc.name, f"device {device!r} named twice",
+                            device=device)
+            holder = holders.setdefault(device, svc.name)
+            if holder != svc.name:
+                raise _fail(svc.name,
+                            f"device {device!r} is already granted to "
+                            f"{holder!r}", device=device, holder=holder)
     return _start_order(by_name)
 
 

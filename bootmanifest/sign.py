@@ -3,7 +3,7 @@
 Owns the build keys and the ``SignedManifest`` envelope of
 ``schema/manifest.capnp`` (DESIGN.md section 3). A key id is SHA-256 of
 the raw 32-byte Ed25519 public key. Signatures cover exactly the
-manifest bytes produced by :func:`bootmanifest.build.encode`.
+manifest bytes produced by :func:`bootmanifest.canonical.encode`.
 
 :func:`verify` keeps these rules, in this order:
 
@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from bootmanifest.build import encode
+from bootmanifest.canonical import encode
 from bootmanifest.errors import ManifestError, Reason
 from services._runtime import schema
 from services._runtime.clock import epoch_seconds

@@ -47,6 +47,21 @@ DROP_DIRS = {"usr/share/doc", "usr/share/man", "usr/share/locale",
              "usr/lib/python3.11/unittest", "usr/lib/python3.11/distutils",
              "etc/ld.so.conf.d", "usr/share/python3.11"}
 SITE = "usr/lib/python3/dist-packages"
+#: Wheel contents no service imports at run time: pycapnp's code
+#: generator and its Cython/C++ sources, the acme library's own tests,
+#: and type stubs. Each byte here is unpacked by the kernel at every boot
+#: (DESIGN 4a), so what is never imported does not ship.
+SITE_PRUNE = ("jinja2", "markupsafe", "pycparser", "capnp/templates",
+              "capnp/helpers", "capnp/includes", "capnp/_gen.py",
+              "acme/_internal/tests")
+SITE_PRUNE_SUFFIXES = (".pyx", ".pxd", ".pyi", ".h", ".cpp", ".c")
+#: Parts of Debian's standard library no service imports: CPython's own
+#: test extensions, terminal and audio modules, and the toys.
+STDLIB = "usr/lib/python3.11"
+STDLIB_PRUNE = ("turtle.py", "pydoc.py", "antigravity.py", "__hello__.py",
+                "__phello__", "curses", "dbm")
+DYNLOAD_PRUNE = ("_test", "_ctypes_test", "_xx", "xxlimited", "audioop",
+                 "nis.", "ossaudiodev", "readline", "_curses", "_dbm")
 
 
 class BuildError(Exception):
@@ -99,10 +114,18 @@ def _tree(src: Path, dest: str) -> list[tuple[str, Path]]:
     return out
 
 
+def active_lock() -> Path:
+    """The lock builds read: the repository's, unless ``CAPOS_IMAGE_LOCK``
+    names another. Only the test suite sets it, after a pinned file was
+    found gone (see ``tests/vm/conftest.py``)."""
+    return Path(os.environ.get("CAPOS_IMAGE_LOCK") or LOCK)
+
+
 def plan(manifest: Path | None = None,
-         pubkey: Path | None = None) -> Plan:
+         pubkey: Path | None = None, lock_path: Path | None = None) -> Plan:
     """Pure: read the lock and the repo, decide every input."""
-    lock = json.loads(LOCK.read_text())
+    lock_path = lock_path or active_lock()
+    lock = json.loads(lock_path.read_text())
     inputs = tuple(
         [Input(kind="deb", **{k: d[k] for k in
                               ("name", "version", "sha256", "url", "file")})
@@ -122,7 +145,7 @@ def plan(manifest: Path | None = None,
     if pubkey:
         files.append(("opt/capos/manifest.pub", pubkey))
     h = hashlib.sha256()
-    h.update(LOCK.read_bytes())
+    h.update(lock_path.read_bytes())
     h.update(Path(__file__).read_bytes())
     snap = tuple((dest, src.read_bytes()) for dest, src in files)
     for dest, data in snap:
@@ -148,6 +171,8 @@ def fetch(inp: Input) -> Path:
                 tmp.open("wb") as f:
             shutil.copyfileobj(r, f)
     except urllib.error.HTTPError as e:
+        e.close()  # it holds the error response's socket
+        tmp.unlink(missing_ok=True)
         if e.code == 404:
             raise BuildError(
                 f"pinned file gone from the mirror: {inp.file} "
@@ -272,6 +297,16 @@ def _assemble(p: Plan, files: dict[str, Path], root: Path,
                 z.extractall(site)
     for d in list(site.glob("*.dist-info")):
         shutil.rmtree(d)
+    for rel in SITE_PRUNE:
+        _rm(site / rel)
+    for f in list(site.rglob("*")):
+        if f.suffix in SITE_PRUNE_SUFFIXES and f.is_file():
+            f.unlink()
+    for rel in STDLIB_PRUNE:
+        _rm(root / STDLIB / rel)
+    for f in list((root / STDLIB / "lib-dynload").iterdir()):
+        if f.name.startswith(DYNLOAD_PRUNE):
+            f.unlink()
     for dest, data in p.repo_files:
         t = root / dest
         t.parent.mkdir(parents=True, exist_ok=True)
@@ -381,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pubkey", type=Path)
     ap.add_argument("--force", action="store_true")
     a = ap.parse_args(argv)
+    if active_lock() != LOCK:
+        _log(f"lock: {active_lock()} (CAPOS_IMAGE_LOCK), not {LOCK}")
     try:
         digest = execute(plan(a.manifest, a.pubkey), a.out, a.force)
     except BuildError as e:

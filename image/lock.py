@@ -76,16 +76,51 @@ def _wheels() -> list[dict[str, str]]:
     return sorted(out, key=lambda w: w["name"].lower())
 
 
-def main() -> None:
+def current_kernel() -> str:
+    """The cloud kernel package the mirror serves now: what Debian's
+    ``linux-image-cloud-amd64`` metapackage depends on. Its ABI number is
+    in the name, so a kernel security update changes the name itself."""
+    out = subprocess.run(["apt-cache", "depends", "--important",
+                          "linux-image-cloud-amd64"], check=True,
+                         capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        key, _, dep = line.strip().partition(":")
+        dep = dep.strip()
+        if key == "Depends" and dep.startswith("linux-image-") and (
+                dep.endswith("-cloud-amd64")):
+            return dep
+    raise SystemExit("linux-image-cloud-amd64 names no cloud kernel")
+
+
+def resolve(kernel: str = KERNEL) -> dict[str, object]:
+    """Every input as the mirror and PyPI serve it now."""
     zv = subprocess.run(["zstd", "--version"], capture_output=True,
                         text=True).stdout.strip()
-    lock = {"source_date_epoch": SOURCE_DATE_EPOCH,
-            "kernel_package": KERNEL,
+    return {"source_date_epoch": SOURCE_DATE_EPOCH,
+            "kernel_package": kernel,
             "compressor": dict(ZSTD, version=zv),
-            "debs": [_deb(p) for p in DEBS],
+            "debs": [_deb(p) for p in [kernel, *DEBS[1:]]],
             "wheels": _wheels()}
-    LOCK.write_text(json.dumps(lock, indent=1, sort_keys=True) + "\n")
-    print(f"wrote {LOCK}")
+
+
+def write(lock: dict[str, object], path: Path = LOCK) -> Path:
+    path.write_text(json.dumps(lock, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m image.lock",
+                                 description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=LOCK,
+                    help="where to write the lock (default: the repo's)")
+    ap.add_argument("--kernel", default=KERNEL,
+                    help="kernel package (default %(default)s; 'current' "
+                    "takes what linux-image-cloud-amd64 depends on)")
+    a = ap.parse_args(argv)
+    kernel = current_kernel() if a.kernel == "current" else a.kernel
+    print(f"wrote {write(resolve(kernel), a.out)}")
 
 
 if __name__ == "__main__":

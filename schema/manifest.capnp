@@ -144,6 +144,15 @@ struct ServiceEntry {
 
   network @5 :Bool;
   listen @6 :List(UInt16);
+
+  state @7 :Bool;
+  # The service keeps state across boots: capos-init hands it a private
+  # directory on the data disk as its "stateDir" input.
+
+  devices @8 :List(Text);
+  # Virtio-serial ports, by port name (e.g. "capos.audit"): capos-init
+  # opens each one and hands the open file only to this service. A port
+  # is granted to at most one service.
 }
 
 struct Grant {

@@ -251,6 +251,36 @@ interface TrustStore {
   # Matches either fingerprint or subject DN.
   version @4 () -> (n :UInt64);
   # Monotonic, bumped on every mutation.
+  anchorInfo @5 () -> (anchors :List(AnchorInfo), version :UInt64,
+                       digest :Data);
+  # Every anchor with the metadata a verifier enforces, as of `version`.
+  # `digest` is the store's content digest (see `snapshot`).
+  snapshot @6 () -> (version :UInt64, digest :Data, writable :Bool);
+  # The cheap cache check a verifier makes before each verification.
+  # `digest` is SHA-256 over the sorted lines
+  # "<sha256 hex> <sorted purposes> <sorted purpose=distrust pairs>",
+  # one per anchor, joined by "\n": it names the content, so two stores
+  # with the same anchors and metadata share one digest. A verifier
+  # never trusts it: it recomputes the digest of what `anchorInfo`
+  # returned and caches under its own figure (services/x509/
+  # verifier_impl.py). `writable` is whether this capability carries
+  # write authority (addAnchor/removeAnchor).
+}
+
+struct AnchorInfo {
+  # One trust anchor and what it is trusted for (root-program metadata:
+  # Mozilla's CKA_TRUST_* bits and CKA_NSS_*_DISTRUST_AFTER).
+  cert @0 :Certificate;
+  label @1 :Text;                        # root-program nickname
+  purposes @2 :List(CertPurpose);        # the only purposes it anchors
+  distrustAfter @3 :List(PurposeDistrust);
+  # Per purpose: certificates whose notBefore is after the date are not
+  # trusted through this anchor for that purpose. Absent = no date.
+}
+
+struct PurposeDistrust {
+  purpose @0 :CertPurpose;
+  epochSeconds @1 :Int64;                # never 0; absence means none
 }
 
 struct TrustFilter {
@@ -332,6 +362,9 @@ struct ValidChain {
   sctCount @1 :UInt8;
   ocspStatus @2 :OcspStatus;
   notAfter @3 :Int64;                     # min notAfter across the chain
+  path @4 :List(Certificate);
+  # The verified path, leaf first, anchor last: what was actually built,
+  # not the list the peer sent. PinSet matches pins against it.
 }
 
 struct VerificationFailure {
@@ -473,6 +506,8 @@ struct OcspResponse {
   status @1 :OcspStatus;
   thisUpdate @2 :Int64;
   nextUpdate @3 :Int64;
+  revocationTime @4 :Int64;       # epoch seconds; 0 unless revoked
+  revocationReason @5 :RevocationReason;  # meaningful only if revoked
 }
 
 enum OcspStatus {
@@ -514,6 +549,10 @@ interface AcmeAccount {
   # An ACME account registered under an account key.
   info @0 () -> (url :Text, contact :List(Text), status :Text,
                  termsOfServiceAgreed :Bool);
+  rollover @1 (newKey :PrivateKey) -> ();
+  # Account key rollover (RFC 8555 section 7.3.5): the account is
+  # controlled by newKey from a 200 on; on any failure (409: the key
+  # already has an account) the old key stays in use.
 }
 
 struct AcmeDirectoryMeta {
@@ -612,6 +651,7 @@ struct IssuedRecord {
   notAfter @2 :Int64;
   revoked @3 :Bool;
   revocationReason @4 :RevocationReason;
+  revokedAt @5 :Int64;          # epoch seconds; 0 unless revoked
 }
 
 interface CertificateAuthority {
@@ -619,6 +659,12 @@ interface CertificateAuthority {
   revoke @1 (serial :Data, reason :RevocationReason) -> ();
   listIssued @2 () -> (records :List(IssuedRecord));
   policy @3 () -> (policy :IssuancePolicy);
+  narrow @4 (policy :IssuancePolicy) -> (ca :CertificateAuthority);
+  # A new capability whose policy is this one narrowed by `policy`:
+  # subtrees only inside this one's (excluded subtrees accumulate),
+  # maxLifetimeSeconds no longer (0 keeps it), keyTypes a subset
+  # (empty keeps them), mustStaple never dropped. Asking for more fails
+  # with policyViolation naming the dimension.
 }
 
 # ---------------------------------------------------------------------

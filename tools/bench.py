@@ -1,4 +1,4 @@
-"""``make bench``: the figures issue #2 asks for, one per line.
+"""``make bench``: every benchmark figure, one per line.
 
 Format: ``bench: <name> = <value> <unit>``, and for a comparison
 ``(<peer> <value> <unit>, ratio <x>)`` after it. No figure is asserted
@@ -8,17 +8,17 @@ anywhere; these are measurements, printed.
 - boot: QEMU start to capos-init's CAPOS-READY, and to the gateway
   serving its ACME certificate, under TCG; the peer is the single-process
   smoke guest of the same image booted in the same run;
-- memory: guest memory in use when every service is ready;
-- verify: one verifyChain over a capability call against pyca's
-  verifier alone, on the same chain, in the same process.
+- memory: guest memory in use when every service is ready, and the
+  services' peak (their memory cgroup's ``memory.peak``) after issuance
+  and 20 handshakes;
+- every ``tools/bench_<area>.py``'s ``figures()``: the figures of one
+  subsystem (trust and verification, ACME, revocation, ...), each with
+  its peer measured in the same run.
 """
 
 from __future__ import annotations
 
-import asyncio
-import datetime as dt
 import re
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -30,7 +30,8 @@ def line(name: str, value: float, unit: str,
          peer: tuple[str, float] | None = None) -> None:
     text = f"bench: {name} = {value:.3f} {unit}"
     if peer is not None and peer[1] > 0:
-        text += f" ({peer[0]} {peer[1]:.3f} {unit}, ratio {value / peer[1]:.2f})"
+        ratio = value / peer[1]
+        text += f" ({peer[0]} {peer[1]:.3f} {unit}, ratio {ratio:.2f})"
     print(text, flush=True)
 
 
@@ -61,75 +62,56 @@ def boot_figures() -> None:
             used = re.search(r"mem_used_kb=(\d+)", vm.ready_line)
             vm.wait_for("CAPOS-GATEWAY serving", 240)
             serving = time.monotonic() - vm._t0
+            from tools.vm import tls_handshake
+            for _ in range(20):
+                tls_handshake(vm.port)
+            # capos-init reports a grown peak within half a second.
+            time.sleep(1.0)
+            mem = vm.memory_kb()
     line("boot_to_all_services_ready", ready, "s",
          ("single-process smoke guest", smoke_ready))
     line("boot_to_gateway_serving_acme_cert", serving, "s")
     if used:
         line("guest_memory_used_at_ready", int(used.group(1)) / 1024, "MiB")
+    if mem["peak"]:
+        line("services_memory_peak", mem["peak"] / 1024, "MiB")
 
 
-def verify_figures() -> None:
-    import capnp  # type: ignore[import-untyped]
-    from cryptography import x509
-    from cryptography.x509 import verification as pv
-
-    from tools import verify
-
-    chain = verify.read_certs(REPO / "tests/vectors/chains/google.com.pem")
-    anchors = verify.mozilla_anchors()
-    at = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
-    n = 200
-
-    async def capability() -> list[float]:
-        from services._runtime.audit import MemoryAuditSink
-        from services._runtime.clock import SystemClock
-        from services._runtime.schema import pki
-        from services.x509.chain_impl import CertificateChainImpl
-        from services.x509.model import parse_certificate
-        from services.x509.policy import PRESETS
-        from services.x509.trust import TrustStoreCore
-        from services.x509.truststore_impl import TrustStoreImpl
-        from services.x509.verifier_impl import CertVerifierImpl
-
-        verifier = pki().CertVerifier._new_client(CertVerifierImpl(
-            PRESETS["webPkiLenient"], audit=MemoryAuditSink(),
-            clock=SystemClock()))
-        trust = pki().TrustStore._new_client(
-            TrustStoreImpl(TrustStoreCore(tuple(anchors))))
-        chain_cap = pki().CertificateChain._new_client(
-            CertificateChainImpl([parse_certificate(d) for d in chain]))
-        times = []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            outcome = (await verifier.verifyChain(
-                chain=chain_cap, trust=trust, purpose="tlsServerAuth",
-                atEpochSeconds=int(at.timestamp()), hostname="google.com",
-            )).outcome
-            times.append(time.perf_counter() - t0)
-            if outcome.which() != "valid":
-                raise RuntimeError("benchmark chain did not verify")
-        return times
-
-    cap = asyncio.run(capnp.run(capability()))
-    store = pv.Store([a.cert.cert for a in anchors])
-    leaf = x509.load_der_x509_certificate(chain[0])
-    inter = [x509.load_der_x509_certificate(d) for d in chain[1:]]
-    bare = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        verifier = (pv.PolicyBuilder().store(store).time(at)
-                    .build_server_verifier(pv.DNSName("google.com")))
-        verifier.verify(leaf, inter)
-        bare.append(time.perf_counter() - t0)
-    line("verify_chain_capability_call",
-         statistics.median(cap) * 1000, "ms",
-         ("pyca alone", statistics.median(bare) * 1000))
+def area_modules() -> list[str]:
+    """Each ``tools/bench_<area>.py``: one subsystem's figures."""
+    return sorted(f"tools.{p.stem}"
+                  for p in (REPO / "tools").glob("bench_*.py"))
 
 
-def main() -> int:
-    verify_figures()
-    boot_figures()
-    return 0
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import importlib
+
+    ap = argparse.ArgumentParser(
+        prog="python -m tools.bench",
+        description="Print the benchmark figures, one per line.")
+    ap.add_argument("--only", action="append", default=[],
+                    metavar="AREA", help="run only these areas (boot, or "
+                    "<area> of a tools/bench_<area>.py); repeatable")
+    args = ap.parse_args(argv)
+    areas = {"boot": boot_figures}
+    for name in area_modules():
+        areas[name.removeprefix("tools.bench_")] = importlib.import_module(
+            name).figures
+    wanted = args.only or list(areas)
+    unknown = sorted(set(wanted) - set(areas))
+    if unknown:
+        ap.error(f"unknown area {unknown[0]!r}; known: "
+                 f"{', '.join(sorted(areas))}")
+    failed = []
+    for name in wanted:
+        try:
+            areas[name]()
+        except Exception as err:  # report it, go on with the rest
+            print(f"bench: {name} failed: {type(err).__name__}: {err}",
+                  file=sys.stderr, flush=True)
+            failed.append(name)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -189,7 +189,6 @@ def run_capability(cases: Sequence[Case]) -> list[CaseResult]:
     from services._runtime.clock import SystemClock, epoch_seconds
     from services._runtime.schema import pki
     from services.x509.chain_impl import CertificateChainImpl
-    from services.x509.crlstore_impl import CrlStoreImpl
     from services.x509.errors import ServiceError
     from services.x509.model import parse_certificate
     from services.x509.trust import Anchor, TrustStoreCore
@@ -199,13 +198,29 @@ def run_capability(cases: Sequence[Case]) -> list[CaseResult]:
     schema = pki()
     verifiers: dict[Any, Any] = {}
 
+    def crl_store(case: Case) -> Any:
+        """A CrlStore serving the case's CRLs for the CAs they name."""
+        from cryptography import x509
+
+        from services.crl.store_impl import CrlCache, CrlStoreImpl
+        from services.crl.transport import CallableCrlSource
+        by_issuer = {x509.load_der_x509_crl(d).issuer.public_bytes(): d
+                     for d in case.crls}
+        cas = [x509.load_der_x509_certificate(d)
+               for d in (*case.anchors, *case.intermediates)]
+        issuers = [c for c in cas if c.subject.public_bytes() in by_issuer]
+        cache = CrlCache(issuers, CallableCrlSource(
+            lambda issuer: by_issuer[issuer.subject.public_bytes()]),
+            SystemClock())
+        return schema.CrlStore._new_client(CrlStoreImpl(
+            cache, audit=MemoryAuditSink(), clock=SystemClock()))
+
     def verifier_for(case: Case) -> Any:
         policy = policy_for(case)
         if case.crls:
             return schema.CertVerifier._new_client(CertVerifierImpl(
                 policy, audit=MemoryAuditSink(), clock=SystemClock(),
-                service="limbo", crl_store=schema.CrlStore._new_client(
-                    CrlStoreImpl(case.crls))))
+                service="limbo", crl_store=crl_store(case)))
         if policy not in verifiers:
             verifiers[policy] = schema.CertVerifier._new_client(
                 CertVerifierImpl(policy, audit=MemoryAuditSink(),

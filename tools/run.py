@@ -6,7 +6,8 @@ Steps (each printed as it starts and ends; a failure names its step):
              test root as the ``acme-server-root`` extra anchor;
 2. image     build ``build/image`` (cached on its inputs);
 3. pebble    start pebble and pebble-challtestsrv on 127.0.0.1;
-4. boot      boot the image in QEMU (TCG) through QMP; wait for the
+4. boot      boot the image in QEMU (TCG) through QMP, with a fresh
+             data disk (logs/run-*/data.img); wait for the
              guest's ``CAPOS-READY`` line;
 5. issue     wait for the gateway's ``CAPOS-GATEWAY serving`` line: the
              guest's ACME client got a certificate from pebble (http-01
@@ -218,7 +219,7 @@ def verify_served(port: int, root: Path) -> dict[str, Any]:
 
 def run(args: argparse.Namespace, report: Report) -> Report:
     from tools.pebble import Pebble
-    from tools.vm import VM
+    from tools.vm import VM, make_data_disk
 
     stamp = time.strftime("%Y%m%dT%H%M%S")
     logs = REPO / "logs" / f"run-{stamp}"
@@ -242,8 +243,9 @@ def run(args: argparse.Namespace, report: Report) -> Report:
                 [f"capos.host={ACME_GUEST_IP}:acme.capos.test"]
                 + [f"capos.setting={k}={v}" for k, v in settings.items()]
             ),
-            console_dir=logs,
+            console_dir=logs, data_disk=make_data_disk(logs / "data.img"),
         )
+        vm.progress = lambda line: print(f"run:   guest {line}", flush=True)
         try:
             step(report, "boot", vm.start)
             report.facts["bootSeconds"] = round(vm.boot_seconds, 2)
@@ -285,8 +287,12 @@ def run(args: argparse.Namespace, report: Report) -> Report:
 
 
 def guest_memory(vm: Any) -> dict[str, int]:
+    """The guest's RAM (QMP) and what capos-init reported using: the
+    services' peak (their memory cgroup) and the guest's used memory."""
     info = vm.qmp("query-memory-size-summary")
-    return {"baseMemoryBytes": int(info.get("base-memory", 0))}
+    said = vm.memory_kb()
+    return {"baseMemoryBytes": int(info.get("base-memory", 0)),
+            "servicesPeakKiB": said["peak"], "guestUsedKiB": said["used"]}
 
 
 def print_report(report: Report) -> None:
@@ -296,7 +302,8 @@ def print_report(report: Report) -> None:
     lines = [
         "",
         "capOS PKI image: run report",
-        f"  result          {'FAILED at ' + report.failed if report.failed else 'ok'}",
+        "  result          "
+        + ("FAILED at " + report.failed if report.failed else "ok"),
     ]
     if report.error:
         lines.append(f"  error           {report.error}")
@@ -314,9 +321,14 @@ def print_report(report: Report) -> None:
         f" (curl HTTP {f.get('httpStatus', '-')}, openssl verify "
         f"{'OK' if f.get('opensslVerify') else '-'})",
         f"  CertVerifier    {f.get('verification', '-')}",
+        f"  memory          services' peak "
+        f"{f.get('memory', {}).get('servicesPeakKiB', 0) / 1024:.1f} MiB,"
+        f" guest used {f.get('memory', {}).get('guestUsedKiB', 0) / 1024:.1f}"
+        f" MiB of {f.get('memory', {}).get('baseMemoryBytes', 0) >> 20} MiB",
         f"  logs            {f.get('logs', '-')}",
         f"  audit           {f.get('audit', {}).get('records', '-')} records"
-        f" from the guest: {', '.join(f.get('audit', {}).get('operations', []))}",
+        " from the guest: "
+        + ", ".join(f.get("audit", {}).get("operations", [])),
         f"  console log     {f.get('console', '-')}",
         f"  audit log       {f.get('auditLog', '-')}",
         "  steps           " + ", ".join(

@@ -31,12 +31,15 @@ DEBIAN = {
     "qemu-system-x86": "qemu-system-x86_64",
     "qemu-utils": "qemu-img",
     "pebble": "pebble",
+    "certbot": "certbot",
+    "lego": "lego",
     "busybox-static": "busybox",
     "cpio": "cpio",
     "zstd": "zstd",
     "openssl": "openssl",
     "curl": "curl",
     "xz-utils": "xz",
+    "e2fsprogs": "mkfs.ext4",
 }
 
 

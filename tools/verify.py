@@ -1,17 +1,21 @@
 """Verify a certificate chain on the host, as ``openssl verify`` does,
 through the project's own ``CertVerifier`` capability and policies.
 
-``python -m tools.verify CHAIN [--anchor ROOT]... [--mozilla]
-[--hostname NAME] [--policy PRESET] [--purpose PURPOSE] [--at ISO8601]
-[--json]``
+``python -m tools.verify CHAIN [--untrusted FILE]... [--anchor ROOT]...
+[--mozilla] [--hostname NAME|IP] [--policy PRESET] [--purpose PURPOSE]
+[--at ISO8601|@EPOCH] [--json]``
 
-CHAIN is PEM (leaf first, then intermediates) or DER (one certificate).
-Trust is exactly the anchors given with ``--anchor`` and/or, with
-``--mozilla``, the TLS anchors of the Mozilla bundle shipped in
-``bootmanifest/data``. Nothing else is trusted: no system store.
+CHAIN is PEM (leaf first, then intermediates) or DER (one certificate);
+``--untrusted`` adds intermediates from more files, as in
+``openssl verify -untrusted``. Trust is exactly the anchors given with
+``--anchor`` (trusted for every purpose) and/or, with ``--mozilla``, the
+roots of the Mozilla bundle shipped in ``bootmanifest/data``, each with
+its trust bits and distrust-after dates. Nothing else is trusted: no
+system store. The verdict names the FailureReason and its detail; with
+``--json`` one object on stdout carries the same, plus the verified path.
 
-Exit status: 0 valid; 1 invalid (the reason is printed); 2 usage error
-(unreadable or unparsable input).
+Exit status: 0 valid; 1 invalid (the reason is printed); 2 usage or
+input error (bad arguments, unreadable or unparsable input, no anchors).
 """
 
 from __future__ import annotations
@@ -19,12 +23,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import ipaddress
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
-import capnp  # type: ignore[import-untyped]
+import capnp
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -35,12 +41,16 @@ from services.x509.chain_impl import CertificateChainImpl
 from services.x509.errors import CertificateParseError
 from services.x509.model import parse_certificate
 from services.x509.policy import PRESETS
-from services.x509.trust import Anchor, TrustStoreCore
+from services.x509.trust import Anchor, TrustStoreCore, distrust
 from services.x509.truststore_impl import TrustStoreImpl
-from services.x509.verifier_impl import CertVerifierImpl
+from services.x509.verifier_impl import CertVerifierImpl, fetch_ders
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 PURPOSES = [e for e in pki().CertPurpose.schema.enumerants]
+#: A reference identifier (RFC 6125 section 6.4.1): LDH labels, no
+#: wildcard, at most 253 octets.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DNS_NAME = re.compile(rf"(?=.{{1,253}}\.?$){_LABEL}(?:\.{_LABEL})*\.?")
 
 
 class UsageError(Exception):
@@ -64,19 +74,63 @@ def read_certs(path: Path) -> list[bytes]:
 
 
 def mozilla_anchors() -> list[Anchor]:
-    """The TLS anchors of the bundled Mozilla root store."""
+    """The roots of the bundled Mozilla store, with their metadata."""
     from bootmanifest import build, certdata
 
     text = (build.DATA_DIR / "roots" / "certdata.txt").read_text()
     anchors = []
-    for root in certdata.parse(text).tls_anchors:
+    for root in certdata.parse(text).roots:
+        purposes = {p for p, bit in (
+            ("tlsServerAuth", root.trust_server_auth),
+            ("emailSmime", root.trust_email),
+            ("codeSigning", root.trust_code_signing)) if bit}
+        if not purposes:
+            continue
         try:
             cert = parse_certificate(root.der)
         except CertificateParseError:
             continue
-        anchors.append(Anchor(cert, root.label,
-                              purposes=frozenset({"tlsServerAuth"})))
+        anchors.append(Anchor(cert, root.label, frozenset(purposes),
+                              distrust({
+                                  "tlsServerAuth": _when(
+                                      root.server_distrust_after),
+                                  "emailSmime": _when(
+                                      root.email_distrust_after),
+                              })))
     return anchors
+
+
+def _when(epoch: int) -> dt.datetime | None:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC) if epoch else None
+
+
+def parse_time(text: str) -> dt.datetime:
+    """``@EPOCH`` or ISO 8601 (naive means UTC)."""
+    if text.startswith("@"):
+        try:
+            return dt.datetime.fromtimestamp(int(text[1:]), dt.UTC)
+        except (ValueError, OverflowError, OSError) as err:
+            raise UsageError(f"--at {text!r}: not epoch seconds") from err
+    try:
+        at = dt.datetime.fromisoformat(text)
+    except ValueError as err:
+        raise UsageError(f"--at {text!r}: not ISO 8601") from err
+    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+
+
+def check_hostname(name: str) -> str:
+    """``name`` if it is an IP address or a DNS name, else UsageError."""
+    if not name:
+        return name
+    try:
+        ipaddress.ip_address(name)
+        return name
+    except ValueError:
+        pass
+    if not _DNS_NAME.fullmatch(name):
+        raise UsageError(
+            f"--hostname {name!r}: not a DNS name or IP address")
+    return name
 
 
 async def verify(chain: list[bytes], anchors: list[Anchor],
@@ -84,7 +138,8 @@ async def verify(chain: list[bytes], anchors: list[Anchor],
                  hostname: str) -> dict[str, Any]:
     audit = MemoryAuditSink()
     verifier = pki().CertVerifier._new_client(CertVerifierImpl(
-        PRESETS[policy], audit=audit, clock=SystemClock(), service="host"))
+        PRESETS[policy], audit=audit, clock=SystemClock(), service="host",
+        name="capos-verify", policy_name=policy))
     trust = pki().TrustStore._new_client(
         TrustStoreImpl(TrustStoreCore(tuple(anchors))))
     chain_cap = pki().CertificateChain._new_client(
@@ -103,9 +158,12 @@ async def verify(chain: list[bytes], anchors: list[Anchor],
     }
     if outcome.which() == "valid":
         anchor_der = bytes((await outcome.valid.anchor.der()).encoded)
+        path = [parse_certificate(d).describe()
+                for d in await fetch_ders(outcome.valid.path)]
         result.update(
             outcome="valid",
             anchor=parse_certificate(anchor_der).describe(),
+            path=path,
             notAfter=dt.datetime.fromtimestamp(
                 outcome.valid.notAfter, dt.UTC).isoformat(),
             ocspStatus=str(outcome.valid.ocspStatus),
@@ -125,18 +183,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "Exit status: 0 valid, 1 invalid, 2 usage error.",
     )
     p.add_argument("chain", type=Path, help="PEM chain (leaf first) or DER")
+    p.add_argument("--untrusted", type=Path, action="append", default=[],
+                   help="more intermediates (PEM or DER); repeatable")
     p.add_argument("--anchor", type=Path, action="append", default=[],
                    help="trust anchor file (PEM or DER); repeatable")
     p.add_argument("--mozilla", action="store_true",
-                   help="trust the Mozilla bundle's TLS anchors")
+                   help="trust the Mozilla bundle's roots, with their "
+                   "trust bits and distrust-after dates")
     p.add_argument("--hostname", default="",
-                   help="DNS name or IP address the leaf must match")
+                   help="DNS name or IP address the leaf must match "
+                   "(required for tlsServerAuth)")
     p.add_argument("--policy", default="webPkiLenient",
                    choices=sorted(PRESETS), help="policy preset")
     p.add_argument("--purpose", default="tlsServerAuth",
                    choices=PURPOSES, help="certificate purpose")
     p.add_argument("--at", default=None,
-                   help="verification time, ISO 8601 (default: now)")
+                   help="verification time: ISO 8601 (UTC if no offset) "
+                   "or @EPOCH (default: now)")
     p.add_argument("--json", action="store_true",
                    help="one JSON object on stdout")
     return p.parse_args(argv)
@@ -149,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE if exit_.code else EXIT_VALID
     try:
         chain = read_certs(args.chain)
+        for path in args.untrusted:
+            chain += read_certs(path)
         anchors = [
             Anchor(parse_certificate(d), str(path))
             for path in args.anchor for d in read_certs(path)
@@ -157,25 +222,29 @@ def main(argv: list[str] | None = None) -> int:
             anchors += mozilla_anchors()
         if not anchors:
             raise UsageError("no trust anchors: give --anchor or --mozilla")
-        at = (dt.datetime.fromisoformat(args.at) if args.at
-              else SystemClock().now())
-        if at.tzinfo is None:
-            at = at.replace(tzinfo=dt.UTC)
-    except (UsageError, CertificateParseError, ValueError) as err:
+        for der in chain:
+            parse_certificate(der)
+        at = parse_time(args.at) if args.at else SystemClock().now()
+        hostname = check_hostname(args.hostname)
+    except (UsageError, CertificateParseError) as err:
         print(f"capos-verify: {err}", file=sys.stderr)
         return EXIT_USAGE
     result = asyncio.run(capnp.run(verify(
-        chain, anchors, args.policy, args.purpose, at, args.hostname)))
+        chain, anchors, args.policy, args.purpose, at, hostname)))
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
     elif result["outcome"] == "valid":
         print(f"OK: {result['leaf']}")
         print(f"  anchor: {result['anchor']}")
+        print(f"  path: {len(result['path'])} certificates, valid until "
+              f"{result['notAfter']}")
         print(f"  policy {args.policy}, purpose {args.purpose}, "
               f"at {result['at']}")
     else:
         print(f"FAILED ({result['reason']}): {result['detail']}")
         print(f"  leaf: {result['leaf']}")
+        print(f"  policy {args.policy}, purpose {args.purpose}, "
+              f"at {result['at']}")
     return EXIT_VALID if result["outcome"] == "valid" else EXIT_INVALID
 
 

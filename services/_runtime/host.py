@@ -4,7 +4,9 @@ Each service process runs :func:`serve`: it exports one ``ServiceHost``
 bootstrap to init and nothing else. When init calls ``start`` with the
 capabilities and manifest sections the service's manifest entry grants,
 the service module's ``build(ctx)`` turns them into the capabilities the
-service exports. There is no other way for a service to obtain authority:
+service exports. Listening sockets and virtio-serial ports init opened
+for the service before its fork arrive as open files (``listeners``,
+``devices``). There is no other way for a service to obtain authority:
 no well-known path, port or socket.
 
 A service module is any module with::
@@ -100,6 +102,9 @@ class ServiceContext:
     listeners: dict[int, socket.socket] = dataclasses.field(
         default_factory=dict
     )
+    #: open file descriptors of the virtio-serial ports granted to the
+    #: service, by port name (``devices`` in its manifest entry).
+    devices: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def cap(self, name: str, interface: Any) -> Any:
         """The granted capability ``name``, typed as ``interface``."""
@@ -121,10 +126,12 @@ class ServiceHostImpl(runtime().ServiceHost.Server):  # type: ignore[misc]
     """The one bootstrap a service exports to init."""
 
     def __init__(self, name: str, build: BuildFn,
-                 listeners: dict[int, socket.socket] | None = None) -> None:
+                 listeners: dict[int, socket.socket] | None = None,
+                 devices: dict[str, int] | None = None) -> None:
         self._name = name
         self._build = build
         self._listeners = listeners or {}
+        self._devices = devices or {}
         self._started = False
         self._exports: dict[str, Any] = {}
 
@@ -145,13 +152,14 @@ class ServiceHostImpl(runtime().ServiceHost.Server):  # type: ignore[misc]
                 data[item.name] = bytes(item.data)
         sink: _audit.AuditSink
         if "audit" in granted:
-            sink = CapnpAuditSink(granted["audit"].as_interface(pki().AuditLog))
+            sink = CapnpAuditSink(
+                granted["audit"].as_interface(pki().AuditLog))
         else:
             sink = _audit.MemoryAuditSink()
         ctx = ServiceContext(
             name=self._name, grants=granted, inputs=data,
             settings=settings, clock=SystemClock(), audit=sink,
-            listeners=self._listeners,
+            listeners=self._listeners, devices=self._devices,
         )
         self._exports = await self._build(ctx)
         _context.results.exports = [
@@ -175,19 +183,24 @@ def load_build(module: str) -> BuildFn:
 
 
 async def _serve(name: str, build: BuildFn, sock: socket.socket,
-                 listeners: dict[int, socket.socket]) -> None:
+                 listeners: dict[int, socket.socket],
+                 devices: dict[str, int]) -> None:
     stream = await capnp.AsyncIoStream.create_connection(sock=sock)
     server = capnp.TwoPartyServer(
-        stream, bootstrap=ServiceHostImpl(name, build, listeners)
+        stream, bootstrap=ServiceHostImpl(name, build, listeners, devices)
     )
     await server.on_disconnect()
 
 
 def serve(name: str, build: BuildFn, sock: socket.socket,
-          listeners: dict[int, socket.socket] | None = None) -> None:
+          listeners: dict[int, socket.socket] | None = None,
+          devices: dict[str, int] | None = None) -> None:
     """Run a service on its end of init's socketpair until init hangs up.
 
     :param listeners: listening sockets init created for this service,
         by the port its manifest entry names.
+    :param devices: open virtio-serial ports init opened for this
+        service, by the port name its manifest entry names.
     """
-    asyncio.run(capnp.run(_serve(name, build, sock, listeners or {})))
+    asyncio.run(capnp.run(_serve(name, build, sock, listeners or {},
+                                 devices or {})))

@@ -1,21 +1,30 @@
 """The audit service: the ``AuditLog`` capability every service is granted.
 
-Records are appended, one JSON line each, to the file named by the
-``auditPath`` setting (on the VM's data disk), and copied to the
-``auditPort`` setting (the virtio-serial port the harness reads) when
-one is given. ``since`` lets a holder read records back by index.
-Each line is written with a single ``write`` and flushed, so a power cut
-loses at most the record being written, never an earlier one.
+Records are appended, one JSON line each, to ``audit.jsonl`` in the
+service's own state directory (its ``stateDir`` input: on the VM's data
+disk, or in RAM without one), and copied to the ``capos.audit``
+virtio-serial port (the port the harness reads) when capos-init handed
+it over (``devices`` in the service's manifest entry). The service is
+told no path: both arrive as grants. ``since`` lets a holder read
+records back by index. Each line is written with a single ``write`` and
+flushed, so a power cut loses at most the record being written, never
+an earlier one.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 from services._runtime.host import ServiceContext
 from services._runtime.schema import pki
+
+#: The virtio-serial port records leave the guest on.
+PORT = "capos.audit"
+#: The log's name in the service's state directory.
+LOG_NAME = "audit.jsonl"
 
 _FIELDS = (
     "atEpochMillis", "service", "capability", "operation", "outcome",
@@ -31,16 +40,15 @@ def record_to_dict(record: Any) -> dict[str, Any]:
 
 
 class AuditLogImpl(pki().AuditLog.Server):  # type: ignore[misc]
-    """Append-only audit log kept in memory, on disk and on a port."""
+    """Append-only audit log kept in memory and on each open file given.
 
-    def __init__(self, path: str | None, port: str | None) -> None:
+    :param fds: open files every record line is written to (the log in
+        the state directory, the virtio-serial port); owned from now on.
+    """
+
+    def __init__(self, fds: list[int]) -> None:
         self._records: list[dict[str, Any]] = []
-        self._files = []
-        for target in (path, port):
-            if target:
-                fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT,
-                             0o600)
-                self._files.append(fd)
+        self._files = list(fds)
 
     async def record(self, event: Any, _context: Any, **kwargs: Any) -> None:
         body = record_to_dict(event)
@@ -56,8 +64,11 @@ class AuditLogImpl(pki().AuditLog.Server):  # type: ignore[misc]
 
 
 async def build(ctx: ServiceContext) -> dict[str, Any]:
-    return {
-        "auditLog": AuditLogImpl(
-            ctx.settings.get("auditPath"), ctx.settings.get("auditPort")
-        )
-    }
+    fds = []
+    state = ctx.inputs.get("stateDir")
+    if state is not None:
+        fds.append(os.open(Path(state.decode()) / LOG_NAME,
+                           os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
+    if PORT in ctx.devices:
+        fds.append(ctx.devices[PORT])
+    return {"auditLog": AuditLogImpl(fds)}

@@ -2,10 +2,14 @@
 
 Console protocol (one line each, read by the harness on the serial port):
 
-- ``CAPOS-STAGE <name> t=<seconds>``: a boot stage finished;
+- ``CAPOS-STAGE <name> t=<seconds>``: a boot stage finished
+  (``services-forked isolated=yes`` under ``--isolate``);
 - ``CAPOS-FATAL <reason>: <detail>``: the boot stopped; nothing runs;
 - ``CAPOS-READY services=<a,b,...> t=<seconds>``: every service is up;
-- ``CAPOS-EXIT <service> status=<n>``: a service process ended.
+- ``CAPOS-EXIT <service> status=<n>``: a service process ended;
+- ``CAPOS-MEM peak_kb=<n> used_kb=<n>``: the services' memory cgroup
+  peak grew by a MiB or more since the last such line (``used_kb`` is
+  the guest's MemTotal - MemAvailable at that moment).
 
 Exit status: 0 after an orderly shutdown, 3 when the manifest is refused,
 4 when the service graph cannot be started, 2 on usage errors.
@@ -37,8 +41,17 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
+def uptime() -> str:
+    """The kernel's uptime, so stage times line up with /init's."""
+    try:
+        return Path("/proc/uptime").read_text().split()[0]
+    except (OSError, IndexError):
+        return "?"
+
+
 def stage(name: str) -> None:
-    say(f"CAPOS-STAGE {name} t={time.monotonic() - _T0:.3f}")
+    say(f"CAPOS-STAGE {name} t={time.monotonic() - _T0:.3f} "
+        f"uptime={uptime()}")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -55,13 +68,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threshold", type=int, default=1,
                    help="distinct trusted signatures required (default 1)")
     p.add_argument("--state", type=Path, default=None,
-                   help="directory keeping the installed manifest version")
+                   help="directory keeping the installed manifest version "
+                   "(default: DATA/init when --data is given)")
+    p.add_argument("--data", type=Path, default=None,
+                   help="the data disk's mount point: init keeps its state "
+                   "there and gives each service whose entry says "
+                   "\"state\" a private directory under DATA/services")
+    p.add_argument("--volatile", type=Path, default=None,
+                   help="without --data, make the stateful services' "
+                   "directories under VOLATILE/services instead (a RAM "
+                   "file system: kept for this boot only)")
     p.add_argument("--setting", action="append", default=[],
                    metavar="KEY=VALUE",
                    help="local setting handed to every service")
     p.add_argument("--isolate", action="store_true",
-                   help="one uid per service, no network namespace "
-                   "access without a network grant (needs root)")
+                   help="one uid per service, no supplementary groups, "
+                   "an empty network namespace without a network grant "
+                   "(needs root)")
     return p.parse_args(argv)
 
 
@@ -85,6 +108,13 @@ def record_version(state: Path | None, version: int) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, state / "installed-version")
+    # The rename is durable only once the directory is: without this, a
+    # power cut right after boot could bring the old version back.
+    fd = os.open(state, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def verify_manifest(args: argparse.Namespace) -> Any:
@@ -101,29 +131,46 @@ def verify_manifest(args: argparse.Namespace) -> Any:
 
 
 _CLONE_NEWNET = 0x40000000
+_PR_SET_NO_NEW_PRIVS = 38
 
 
 def isolate(index: int, spec: system.ServiceSpec) -> None:
-    """Drop what Linux can take away from a service process."""
-    if not spec.network:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.unshare(_CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"unshare(CLONE_NEWNET): {os.strerror(err)}")
-    uid = 61000 + index
+    """Drop what Linux can take away from a service process (runs in
+    the forked child, as root, before the service starts).
+
+    - no network grant: a fresh, empty network namespace (not even
+      loopback is up), so no connect or bind reaches anything;
+    - its own uid and gid (:func:`system.service_uid`), no supplementary
+      groups: it cannot signal or trace another service, nor open
+      another's 0700 state directory;
+    - no new privileges through exec, and a 077 umask for what it makes.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    if not spec.has_network and libc.unshare(_CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"unshare(CLONE_NEWNET): {os.strerror(err)}")
+    uid = system.service_uid(index)
     os.setgroups([])
     os.setresgid(uid, uid, uid)
     os.setresuid(uid, uid, uid)
+    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"prctl(NO_NEW_PRIVS): {os.strerror(err)}")
+    os.umask(0o077)
 
 
 async def supervise(procs: list[system.Process], manifest: Any,
-                    settings: dict[str, str], state: Path | None) -> int:
-    exports, keep = await system.wire(manifest, procs, settings)
+                    settings: dict[str, str], state: Path | None,
+                    state_dirs: dict[str, str]) -> int:
+    exports, keep = await system.wire(manifest, procs, settings,
+                                      state_dirs)
     del exports
     record_version(state, manifest.version)
     names = ",".join(p.spec.name for p in procs)
+    peak = memory_peak_kb()
     say(f"CAPOS-READY services={names} t={time.monotonic() - _T0:.3f} "
-        f"mem_used_kb={memory_used_kb()}")
+        f"uptime={uptime()} mem_used_kb={memory_used_kb()} "
+        f"mem_peak_kb={peak}")
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -136,6 +183,10 @@ async def supervise(procs: list[system.Process], manifest: Any,
                 proc = alive.pop(pid)
                 code = os.waitstatus_to_exitcode(status)
                 say(f"CAPOS-EXIT {proc.spec.name} status={code}")
+        now_peak = memory_peak_kb()
+        if now_peak >= peak + 1024:
+            peak = now_peak
+            say(f"CAPOS-MEM peak_kb={peak} used_kb={memory_used_kb()}")
         try:
             await asyncio.wait_for(stopping.wait(), 0.5)
         except TimeoutError:
@@ -156,6 +207,19 @@ def memory_used_kb() -> int:
         return 0
 
 
+#: The memory cgroup the guest's /init puts capos-init (and so every
+#: service it forks) in.
+MEMORY_CGROUP = Path("/sys/fs/cgroup/capos")
+
+
+def memory_peak_kb(cgroup: Path = MEMORY_CGROUP) -> int:
+    """The cgroup's ``memory.peak`` in KiB (0 where there is none)."""
+    try:
+        return int((cgroup / "memory.peak").read_text()) // 1024
+    except (OSError, ValueError):
+        return 0
+
+
 def port_map(text: str) -> dict[int, int]:
     """``CAPOS_LISTEN_MAP``: ``80=0,443=8443`` moves manifest ports (for
     running capos-init on a host beside other servers; 0 = any)."""
@@ -163,6 +227,17 @@ def port_map(text: str) -> dict[int, int]:
     for item in filter(None, text.split(",")):
         port, _, to = item.partition("=")
         out[int(port)] = int(to)
+    return out
+
+
+def device_map(text: str) -> dict[str, str]:
+    """``CAPOS_DEVICE_MAP``: ``capos.audit=/path,...`` puts a
+    virtio-serial port name on another file (for running capos-init on a
+    host, which has no such ports)."""
+    out: dict[str, str] = {}
+    for item in filter(None, text.split(",")):
+        name, _, path = item.partition("=")
+        out[name] = path
     return out
 
 
@@ -175,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"capos-init: bad --setting {item!r}", file=sys.stderr)
             return 2
         settings[key] = value
+    if args.state is None and args.data is not None:
+        args.state = args.data / "init"
     try:
         manifest = verify_manifest(args)
     except Exception as err:
@@ -185,14 +262,21 @@ def main(argv: list[str] | None = None) -> int:
     stage(f"manifest-verified version={manifest.version}")
     procs: list[system.Process] = []
     try:
-        order = system.start_order(system.specs_from_manifest(manifest))
+        order = system.start_order(
+            system.specs_from_manifest(manifest),
+            [a.name for a in manifest.extraAnchors])
         procs = system.spawn(
             order, isolate if args.isolate else None,
             bind=os.environ.get("CAPOS_BIND", "0.0.0.0"),
             port_map=port_map(os.environ.get("CAPOS_LISTEN_MAP", "")),
+            device_map=device_map(os.environ.get("CAPOS_DEVICE_MAP", "")),
         )
-        stage("services-forked")
-        code = asyncio.run(capnp.run(supervise(procs, manifest, settings, args.state)))
+        stage("services-forked isolated="
+              + ("yes" if args.isolate else "no"))
+        state_dirs = system.state_dirs(order, args.data, args.isolate,
+                                       args.volatile)
+        code = asyncio.run(capnp.run(
+            supervise(procs, manifest, settings, args.state, state_dirs)))
     except system.BootError as err:
         say(f"CAPOS-FATAL {err.reason}: {err.detail}")
         return EXIT_BOOT

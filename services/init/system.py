@@ -12,7 +12,10 @@ Rules this module keeps:
    references; a capability exported by one service and granted to
    another is proxied through init.
 4. A service must export exactly what its entry declares.
-5. On any failure every process already started is killed and reaped:
+5. Listening sockets and virtio-serial ports (``devices``) are opened by
+   init before the service's fork and closed in init right after it, so
+   each reaches only the service whose entry names it.
+6. On any failure every process already started is killed and reaped:
    nothing half-started is left running.
 """
 
@@ -26,10 +29,13 @@ import socket
 import sys
 import traceback
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import capnp  # type: ignore[import-untyped]
 
+from bootmanifest import graph
+from bootmanifest.errors import ManifestError
 from services._runtime import boundary, host
 from services._runtime.schema import runtime
 
@@ -43,24 +49,10 @@ class BootError(Exception):
         self.detail = detail
 
 
-@dataclasses.dataclass(frozen=True)
-class GrantSpec:
-    name: str
-    provider: str
-    cap: str
-
-
-@dataclasses.dataclass(frozen=True)
-class ServiceSpec:
-    """One service entry of the manifest, as plain values."""
-
-    name: str
-    module: str
-    exports: tuple[str, ...]
-    grants: tuple[GrantSpec, ...]
-    inputs: tuple[str, ...]
-    network: bool
-    listen: tuple[int, ...] = ()
+#: A service entry as plain values: the build-time graph's own type, so
+#: the graph is checked by one piece of code at build and at boot.
+ServiceSpec = graph.Service
+GrantSpec = graph.Grant
 
 
 def specs_from_manifest(manifest: Any) -> list[ServiceSpec]:
@@ -73,63 +65,99 @@ def specs_from_manifest(manifest: Any) -> list[ServiceSpec]:
                 GrantSpec(g.name, g.provider, g.cap) for g in s.grants
             ),
             inputs=tuple(s.inputs),
-            network=s.network,
+            has_network=s.network,
             listen=tuple(s.listen),
+            state=s.state,
+            devices=tuple(s.devices),
         )
         for s in manifest.services
     ]
 
 
-def start_order(specs: Iterable[ServiceSpec]) -> list[ServiceSpec]:
-    """Services in dependency order; raises :class:`BootError` on a bad
-    graph (unknown provider or capability, duplicate name, cycle)."""
-    by_name: dict[str, ServiceSpec] = {}
-    for spec in specs:
-        if spec.name in by_name:
-            raise BootError("badGraph", f"service {spec.name!r} twice")
-        by_name[spec.name] = spec
-    for spec in by_name.values():
-        for g in spec.grants:
-            provider = by_name.get(g.provider)
-            if provider is None:
-                raise BootError(
-                    "unknownService",
-                    f"{spec.name} is granted {g.name!r} from unknown "
-                    f"service {g.provider!r}",
-                )
-            if g.cap not in provider.exports:
-                raise BootError(
-                    "unknownCapability",
-                    f"{spec.name} is granted {g.cap!r}, which "
-                    f"{g.provider} does not export",
-                )
-    order: list[ServiceSpec] = []
-    state: dict[str, int] = {}
+def start_order(specs: Iterable[ServiceSpec],
+                anchor_names: Iterable[str] | None = None,
+                ) -> list[ServiceSpec]:
+    """Services in dependency order, checked again at boot by
+    :func:`bootmanifest.graph.validate`, the check the build ran.
 
-    def visit(name: str, path: tuple[str, ...]) -> None:
-        if state.get(name) == 2:
-            return
-        if state.get(name) == 1:
-            cycle = " -> ".join((*path, name))
-            raise BootError("badGraph", f"grant cycle: {cycle}")
-        state[name] = 1
-        for g in by_name[name].grants:
-            visit(g.provider, (*path, name))
-        state[name] = 2
-        order.append(by_name[name])
+    :param anchor_names: the manifest's extra anchors; ``None`` admits
+        every ``anchor:`` input (:func:`section_inputs` still refuses
+        one the manifest lacks).
+    :raises BootError: ``unknownService``, ``unknownCapability``,
+        ``unknownInput`` or ``badGraph``, naming the service and the bad
+        name.
+    """
+    specs = tuple(specs)
+    if anchor_names is None:
+        anchor_names = {i.removeprefix(graph.ANCHOR_PREFIX) for s in specs
+                        for i in s.inputs
+                        if i.startswith(graph.ANCHOR_PREFIX)}
+    try:
+        return list(graph.validate(specs, anchor_names))
+    except ManifestError as err:
+        ctx = err.context
+        reason = ("unknownCapability" if "cap" in ctx
+                  else "unknownService" if "provider" in ctx
+                  else "unknownInput" if "input" in ctx
+                  else "badGraph")
+        raise BootError(reason, err.detail) from err
 
-    for name in by_name:
-        visit(name, ())
-    return order
+
+def service_uid(index: int) -> int:
+    """The uid a service runs as under isolation (its start position)."""
+    return 61000 + index
+
+
+def state_dirs(order: list[ServiceSpec], data: Path | None,
+               isolated: bool, volatile: Path | None = None,
+               ) -> dict[str, str]:
+    """Make ``DATA/services/<name>`` (mode 0700) for each service whose
+    entry asks for state, owned by that service's uid when isolated.
+    Without a data disk they go under ``volatile`` instead (a RAM file
+    system: gone at power-off); without either there are none, and such
+    services keep their state in memory."""
+    if data is None:
+        data = volatile
+    if data is None:
+        return {}
+    out: dict[str, str] = {}
+    for index, spec in enumerate(order):
+        if not spec.state:
+            continue
+        path = data / "services" / spec.name
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            path.chmod(0o700)
+            if isolated:
+                _chown_tree(path, service_uid(index))
+        except OSError as err:
+            raise BootError("stateFailed",
+                            f"{spec.name}: {path}: {err.strerror}") from err
+        out[spec.name] = str(path)
+    return out
+
+
+def _chown_tree(path: Path, uid: int) -> None:
+    """Give the whole directory to ``uid``: a new manifest may move a
+    service to another start position, so another uid."""
+    os.chown(path, uid, uid)
+    for top, dirs, files in os.walk(path):
+        for name in dirs + files:
+            os.chown(os.path.join(top, name), uid, uid,
+                     follow_symlinks=False)
 
 
 def section_inputs(
-    manifest: Any, spec: ServiceSpec, settings: dict[str, str]
+    manifest: Any, spec: ServiceSpec, settings: dict[str, str],
+    state_dir: str | None = None,
 ) -> list[dict[str, Any]]:
     """The manifest sections a service's entry names, as standalone
     messages: ``roots`` (RootBundle), ``ctLogs`` (CtLogList),
-    ``presets`` (JSON list), ``anchor:<name>`` (DER)."""
+    ``presets`` (JSON list), ``anchor:<name>`` (DER); and ``stateDir``,
+    the service's private directory, when it has one."""
     out: list[dict[str, Any]] = []
+    if state_dir is not None:
+        out.append({"name": "stateDir", "data": state_dir.encode()})
     extra = {a.name: bytes(a.der) for a in manifest.extraAnchors}
     for name in spec.inputs:
         if name == "roots":
@@ -185,15 +213,68 @@ def open_listeners(
     return out
 
 
+#: Where Linux lists virtio-serial ports: ``<port>/name`` holds the
+#: name the host gave the port; the device is ``/dev/<port>``.
+VIRTIO_PORTS = Path("/sys/class/virtio-ports")
+
+
+def find_port(name: str, ports: Path = VIRTIO_PORTS,
+              dev: Path = Path("/dev")) -> Path | None:
+    """The device of the virtio-serial port called ``name``, if any."""
+    for entry in sorted(ports.glob("*")):
+        try:
+            if (entry / "name").read_text().strip() == name:
+                return dev / entry.name
+        except OSError:
+            continue
+    return None
+
+
+def open_devices(spec: ServiceSpec,
+                 device_map: dict[str, str]) -> dict[str, int]:
+    """Open the virtio-serial ports a service's entry names, for that
+    service alone. ``device_map`` puts a port name on another path (for
+    running on a host). A port the machine does not have is left out
+    (said on stderr): the service runs without it.
+
+    :raises BootError: ``deviceFailed`` when a port exists but does not
+        open.
+    """
+    out: dict[str, int] = {}
+    for name in spec.devices:
+        mapped = device_map.get(name)
+        path = Path(mapped) if mapped else find_port(name)
+        if path is None:
+            print(f"capos-init: {spec.name}: no virtio-serial port named "
+                  f"{name!r}; not handed over", file=sys.stderr)
+            continue
+        try:
+            out[name] = os.open(path, os.O_RDWR | os.O_NOCTTY
+                                | os.O_CLOEXEC)
+        except OSError as err:
+            for fd in out.values():
+                os.close(fd)
+            raise BootError("deviceFailed",
+                            f"{spec.name}: {name} ({path}): "
+                            f"{err.strerror}") from err
+    return out
+
+
 Isolate = Callable[[int, ServiceSpec], None]
 
 
 def spawn(
     order: list[ServiceSpec], isolate: Isolate | None = None,
     bind: str = "0.0.0.0", port_map: dict[int, int] | None = None,
+    device_map: dict[str, str] | None = None,
 ) -> list[Process]:
     """Fork one process per service. Must run before any capnp event
-    loop exists in this process (kj state does not survive a fork)."""
+    loop exists in this process (kj state does not survive a fork).
+
+    :param isolate: run in each child before the service starts, with
+        the service's start position and entry (see capos-init's
+        ``--isolate``).
+    """
     builds = {}
     for spec in order:
         try:
@@ -206,6 +287,12 @@ def spawn(
     try:
         for index, spec in enumerate(order):
             listeners = open_listeners(spec, bind, port_map or {})
+            try:
+                devices = open_devices(spec, device_map or {})
+            except BootError:
+                for s in listeners.values():
+                    s.close()
+                raise
             ours, theirs = socket.socketpair()
             sys.stdout.flush()
             sys.stderr.flush()
@@ -219,7 +306,7 @@ def spawn(
                     if isolate is not None:
                         isolate(index, spec)
                     host.serve(spec.name, builds[spec.name], theirs,
-                               listeners)
+                               listeners, devices)
                 except BaseException:
                     traceback.print_exc()
                     code = 1
@@ -229,6 +316,8 @@ def spawn(
             ports = {p: s.getsockname()[1] for p, s in listeners.items()}
             for s in listeners.values():
                 s.close()
+            for fd in devices.values():
+                os.close(fd)
             procs.append(Process(spec, pid, ours, ports))
     except BaseException:
         stop(procs)
@@ -237,25 +326,27 @@ def spawn(
 
 
 async def wire(
-    manifest: Any, procs: list[Process], settings: dict[str, str]
+    manifest: Any, procs: list[Process], settings: dict[str, str],
+    state_dirs: dict[str, str] | None = None,
 ) -> tuple[dict[tuple[str, str], Any], list[Any]]:
     """Start each service with its grants; return every export and the
     client objects that must stay alive while the system runs."""
     exports: dict[tuple[str, str], Any] = {}
     keep: list[Any] = []
-    ServiceHost = runtime().ServiceHost
+    service_host_type = runtime().ServiceHost
     for proc in procs:
         spec = proc.spec
         stream = await capnp.AsyncIoStream.create_connection(sock=proc.sock)
         client = capnp.TwoPartyClient(stream)
         keep.append(client)
-        service_host = client.bootstrap().cast_as(ServiceHost)
+        service_host = client.bootstrap().cast_as(service_host_type)
         keep.append(service_host)
         grants = [
             {"name": g.name, "cap": exports[(g.provider, g.cap)]}
             for g in spec.grants
         ]
-        inputs = section_inputs(manifest, spec, settings)
+        inputs = section_inputs(manifest, spec, settings,
+                                (state_dirs or {}).get(spec.name))
         try:
             result = await service_host.start(grants=grants, inputs=inputs)
         except capnp.KjException as err:

@@ -5,13 +5,16 @@ root bundle, with trust bits and distrust-after dates) and any
 ``anchor:<name>`` extra anchors. Exports:
 
 - ``webpki``: every root-program anchor, each trusted only for the
-  purposes its trust bits grant;
+  purposes its trust bits grant, with its server and e-mail
+  distrust-after dates (enforced by the verifier);
 - ``<name>`` for each extra anchor ``anchor:<name>`` (as camelCase, e.g.
   ``acme-server-root`` -> ``acmeServerRoot``): a store holding that one
   anchor and nothing else.
 
-No store exported here accepts ``addAnchor``; the trust-admin path that
-does is a separate capability (issue #3).
+No store exported here accepts ``addAnchor``: every export is a
+read-only view. Write authority is a separate capability
+(``TrustStoreImpl(..., writable=True)``) that no manifest entry grants
+yet.
 """
 
 from __future__ import annotations
@@ -23,7 +26,12 @@ from typing import Any
 from services._runtime.host import ServiceContext
 from services._runtime.schema import manifest
 from services.x509.model import parse_certificate
-from services.x509.trust import ALL_PURPOSES, Anchor, TrustStoreCore
+from services.x509.trust import (
+    ALL_PURPOSES,
+    Anchor,
+    TrustStoreCore,
+    distrust,
+)
 from services.x509.truststore_impl import TrustStoreImpl
 
 log = logging.getLogger(__name__)
@@ -32,6 +40,10 @@ log = logging.getLogger(__name__)
 def camel(name: str) -> str:
     head, *rest = name.split("-")
     return head + "".join(p.capitalize() for p in rest)
+
+
+def _when(epoch: int) -> dt.datetime | None:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC) if epoch else None
 
 
 def root_anchors(bundle_bytes: bytes) -> tuple[list[Anchor], list[str]]:
@@ -54,13 +66,12 @@ def root_anchors(bundle_bytes: bytes) -> tuple[list[Anchor], list[str]]:
             except Exception as err:
                 skipped.append(f"{a.label}: {err}")
                 continue
-            distrust = (
-                dt.datetime.fromtimestamp(a.serverDistrustAfter, dt.UTC)
-                if a.serverDistrustAfter else None
-            )
             anchors.append(Anchor(
                 cert=cert, label=a.label, purposes=frozenset(purposes),
-                distrust_after=distrust,
+                distrust_after=distrust({
+                    "tlsServerAuth": _when(a.serverDistrustAfter),
+                    "emailSmime": _when(a.emailDistrustAfter),
+                }),
             ))
     return anchors, skipped
 

@@ -35,7 +35,7 @@ async def build(ctx: ServiceContext) -> dict[str, Any]:
     return {
         p["name"]: CertVerifierImpl(
             policy_from_preset(p), audit=ctx.audit, clock=ctx.clock,
-            service=ctx.name,
+            service=ctx.name, name=p["name"], policy_name=p["name"],
         )
         for p in presets
     }

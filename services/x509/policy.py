@@ -45,11 +45,13 @@ issuer name and signature (budgeted) and runs this module's checks on
 it; pyca's text is the fallback only for what pyca alone checks (name
 constraints, extension profile).
 
+Revocation: CRLs handed in (from the ``CrlStore`` a verifier is minted
+with) are checked by :mod:`services.crl.policy` against the built path.
+
 Limitations: SCT signature verification and OCSP are not implemented
 here; a policy with ``min_scts > 0`` fails ``insufficientScts`` and one
 with ``require_ocsp`` fails ``ocspUnavailable`` unless the leaf is
-short-lived (DESIGN.md section 6), never silently passes. CRLs are not
-an input of ``verifyChain``.
+short-lived (DESIGN.md section 6), never silently passes.
 """
 
 from __future__ import annotations
@@ -798,105 +800,41 @@ def _diagnose(err: pv.VerificationError, leaf: ParsedCertificate,
     return _fail(Reason.unknownAnchor, f"no path to a trust anchor: {text}")
 
 
-#: CRL extensions this module understands when critical (RFC 5280 5.2).
-_KNOWN_CRITICAL_CRL = frozenset({"2.5.29.28"})  # issuingDistributionPoint
-
-
-def parse_crls(ders: Sequence[bytes]) -> list[x509.CertificateRevocationList]:
-    """CRLs from DER; a malformed one fails ``policyViolation``."""
-    out = []
-    for der in ders:
-        try:
-            out.append(x509.load_der_x509_crl(der))
-        except ValueError as err:
-            raise _fail(Reason.policyViolation,
-                        f"malformed CRL: {str(err)[:80]}") from err
-    return out
-
-
-def _check_crl_usable(crl: x509.CertificateRevocationList,
-                      issuer: ParsedCertificate, at: dt.datetime,
-                      skew: dt.timedelta) -> None:
-    """RFC 5280 section 6.3.3 (b)(f)(g) and 5.2.3, 5.3: or refuse."""
-    who = crl.issuer.rfc4514_string()
-    ku = issuer.key_usage
-    if ku is not None and not ku[6]:  # cRLSign
-        raise _fail(Reason.policyViolation,
-                    f"CRL issuer {who} lacks cRLSign")
-    if not _crl_signature_ok(crl, issuer):
-        raise _fail(Reason.policyViolation,
-                    f"CRL signature of {who} does not verify")
-    try:
-        number = crl.extensions.get_extension_for_class(x509.CRLNumber)
-    except x509.ExtensionNotFound:
-        raise _fail(Reason.policyViolation,
-                    f"CRL of {who} has no CRLNumber") from None
-    if number.critical:
-        raise _fail(Reason.policyViolation,
-                    f"CRL of {who} marks CRLNumber critical")
-    for ext in crl.extensions:
-        if ext.critical and ext.oid.dotted_string not in _KNOWN_CRITICAL_CRL:
-            raise _fail(Reason.policyViolation,
-                        f"CRL of {who} has unsupported critical extension "
-                        f"{ext.oid.dotted_string}")
-    for entry in crl:
-        for ext in entry.extensions:
-            if ext.critical and isinstance(ext.value,
-                                           x509.UnrecognizedExtension):
-                raise _fail(Reason.policyViolation,
-                            f"CRL of {who} has an entry with unsupported "
-                            "critical extension")
-    if crl.last_update_utc - at > skew:
-        raise _fail(Reason.policyViolation, f"CRL of {who} not yet valid")
-    if crl.next_update_utc is not None and at - crl.next_update_utc > skew:
-        raise _fail(Reason.policyViolation, f"CRL of {who} is stale")
-
-
-def _crl_signature_ok(crl: x509.CertificateRevocationList,
-                      issuer: ParsedCertificate) -> bool:
-    """The CRL's signature under the issuer's key, SHA-1 included.
-
-    CRLs follow their own algorithm rule, not certificate gating (field
-    report 6c): a SHA-1 signature on a CRL is accepted.
-    """
-    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-    key = issuer.cert.public_key()
-    digest = crl.signature_hash_algorithm
-    try:
-        if isinstance(key, rsa.RSAPublicKey) and digest is not None:
-            key.verify(crl.signature, crl.tbs_certlist_bytes,
-                       padding.PKCS1v15(), digest)
-        elif isinstance(key, ec.EllipticCurvePublicKey) and digest:
-            key.verify(crl.signature, crl.tbs_certlist_bytes,
-                       ec.ECDSA(digest))
-        else:
-            return bool(crl.is_signature_valid(key))  # type: ignore
-    except (cexc.InvalidSignature, cexc.UnsupportedAlgorithm, ValueError,
-            TypeError):
-        return False
-    return True
-
-
 def check_revocation(path: Sequence[ParsedCertificate],
-                     crls: Sequence[x509.CertificateRevocationList],
-                     at: dt.datetime, skew: dt.timedelta) -> None:
-    """Every certificate of ``path`` against its issuer's CRLs, if any.
+                     crls: Sequence[bytes], at: dt.datetime,
+                     skew: dt.timedelta) -> None:
+    """Every certificate of ``path`` against its issuer's CRL, if given.
 
     A CRL counts for a certificate when it names the certificate's
-    issuer (RFC 5280 section 6.3.3 (b)); it must then be usable, or the
-    path fails closed. A listed serial fails ``revoked``.
+    issuer (RFC 5280 section 6.3.3 (b)); it is then checked by
+    :func:`services.crl.policy.check_crl` at ``at`` and must be usable,
+    or the path fails closed with the CRL problem as detail. A listed
+    serial fails ``revoked``.
     """
+    from services.crl.errors import CrlError
+    from services.crl.policy import check_crl, lookup
+    by_issuer: dict[bytes, list[bytes]] = {}
+    for der in crls:
+        try:
+            name = x509.load_der_x509_crl(der).issuer.public_bytes()
+        except ValueError as err:
+            raise _fail(Reason.policyViolation,
+                        f"crlMalformed: {str(err)[:80]}") from err
+        by_issuer.setdefault(name, []).append(der)
     for cert, issuer in itertools.pairwise(path):
-        for crl in crls:
-            if crl.issuer.public_bytes() != cert.issuer.der:
-                continue
-            _check_crl_usable(crl, issuer, at, skew)
-            entry = crl.get_revoked_certificate_by_serial_number(
-                cert.serial_number)
+        for der in by_issuer.get(cert.issuer.der, ()):
+            try:
+                entry = lookup(check_crl(der, issuer.cert, at, skew=skew),
+                               cert.cert)
+            except CrlError as err:
+                raise _fail(Reason(err.reason.value),
+                            f"CRL of {issuer.subject.rfc4514} unusable: "
+                            f"{err.detail}", cert) from err
             if entry is not None:
-                raise _fail(Reason.revoked, "certificate is on its issuer's "
-                            "CRL", cert,
-                            revoked_at=entry.revocation_date_utc)
+                raise _fail(Reason.revoked,
+                            f"certificate revoked ({entry.reason}) on its "
+                            "issuer's CRL", cert,
+                            revoked_at=entry.revoked_at)
 
 
 def verify_chain(leaf: ParsedCertificate,
@@ -978,7 +916,7 @@ def verify_chain(leaf: ParsedCertificate,
     path = tuple(by_der[c.public_bytes(Encoding.DER)] for c in chain)
     _check_path(path, purpose, at, policy)
     if crls:
-        check_revocation(path, parse_crls(crls), at, skew)
+        check_revocation(path, crls, at, skew)
     anchor = path[-1]
     sct_count = len(leaf.scts)
     if sct_count < policy.min_scts:

@@ -1,9 +1,14 @@
 """``TrustStore`` server over a :class:`~services.x509.trust.TrustStoreCore`.
 
-Two kinds of capability share one core: a writable store and its
-read-only views (``read_only()``). ``restrict`` mints a fresh, read-only
-store over a new core holding only the filtered anchors. Every mutation
-and refusal is audited.
+Two kinds of capability share one core: a writable store (write
+authority, minted only for a trust administrator) and its read-only
+views (``read_only()``), which refuse ``addAnchor``/``removeAnchor``
+with ``policyViolation: read-only trust store ...``. Both see every
+change, and ``version`` bumps on each. ``restrict`` mints a fresh,
+read-only store over a new core holding only the filtered anchors.
+``anchorInfo`` carries each anchor's label, purposes and distrust-after
+dates across the boundary; ``snapshot`` is the verifier's cheap cache
+check. Every mutation and refusal is audited.
 """
 
 from __future__ import annotations
@@ -11,11 +16,11 @@ from __future__ import annotations
 from typing import Any
 
 from services._runtime.audit import AuditEvent, AuditSink, NullAuditSink
-from services._runtime.clock import Clock, SystemClock
+from services._runtime.clock import Clock, SystemClock, epoch_seconds
 from services._runtime.schema import pki
-from services.x509.boundary import capability_error, from_service_error
+from services.x509.boundary import from_service_error
 from services.x509.certificate_impl import CertificateImpl, read_name_der
-from services.x509.errors import Reason, ServiceError
+from services.x509.errors import ReadOnlyError, Reason, ServiceError
 from services.x509.model import parse_certificate
 from services.x509.trust import Anchor, Filter, TrustStoreCore
 
@@ -26,8 +31,9 @@ class TrustStoreImpl(pki().TrustStore.Server):  # type: ignore[misc]
     def __init__(self, core: TrustStoreCore, *, writable: bool = False,
                  audit: AuditSink | None = None,
                  clock: Clock | None = None,
-                 service: str = "trust") -> None:
+                 service: str = "trust", name: str = "") -> None:
         self._service = service
+        self._name = name or ("trustAdmin" if writable else "trustStore")
         self.core = core
         self.writable = writable
         self._audit = audit or NullAuditSink()
@@ -42,22 +48,49 @@ class TrustStoreImpl(pki().TrustStore.Server):  # type: ignore[misc]
     def _emit(self, operation: str, outcome: str, reason: str = "",
               subject: tuple[str, ...] = (), detail: str = "") -> None:
         self._audit.emit(AuditEvent(
-            at=self._clock.now(), service=self._service, capability="trustStore",
-            operation=operation, outcome=outcome, reason=reason,
-            subject=subject, detail=detail))
+            at=self._clock.now(), service=self._service,
+            capability=self._name, operation=operation, outcome=outcome,
+            reason=reason, subject=subject, detail=detail))
 
     def _refuse_if_read_only(self, operation: str) -> None:
         if not self.writable:
-            self._emit(operation, "refused", Reason.policyViolation.value,
-                       detail="read-only trust store")
-            raise capability_error(Reason.policyViolation,
-                                   "read-only trust store")
+            err = ReadOnlyError(
+                f"read-only trust store: {operation} needs the write "
+                "capability")
+            self._emit(operation, "refused", err.reason.value,
+                       detail=err.detail)
+            raise from_service_error(err)
 
     async def anchors(self, _context: Any, **kwargs: Any) -> None:
         anchors = self.core.anchors
         out = _context.results.init("certs", len(anchors))
         for i, anchor in enumerate(anchors):
             out[i] = CertificateImpl(anchor.cert)
+
+    async def anchorInfo(self, _context: Any, **kwargs: Any) -> None:
+        anchors = self.core.anchors
+        res = _context.results
+        out = res.init("anchors", len(anchors))
+        for i, anchor in enumerate(anchors):
+            info = out[i]
+            info.cert = CertificateImpl(anchor.cert)
+            info.label = anchor.label
+            purposes = sorted(anchor.purposes)
+            lst = info.init("purposes", len(purposes))
+            for j, purpose in enumerate(purposes):
+                lst[j] = purpose
+            dates = info.init("distrustAfter", len(anchor.distrust_after))
+            for j, (purpose, when) in enumerate(anchor.distrust_after):
+                dates[j].purpose = purpose
+                dates[j].epochSeconds = epoch_seconds(when)
+        res.version = self.core.version
+        res.digest = self.core.digest
+
+    async def snapshot(self, _context: Any, **kwargs: Any) -> None:
+        res = _context.results
+        res.version = self.core.version
+        res.digest = self.core.digest
+        res.writable = self.writable
 
     async def restrict(self, filter: Any, _context: Any,
                        **kwargs: Any) -> None:
@@ -68,9 +101,12 @@ class TrustStoreImpl(pki().TrustStore.Server):  # type: ignore[misc]
             exclude_fingerprints=frozenset(
                 bytes(f) for f in filter.excludeFingerprints),
         )
+        subset = self.core.restrict(flt)
         _context.results.subset = TrustStoreImpl(
-            self.core.restrict(flt), writable=False, audit=self._audit,
+            subset, writable=False, audit=self._audit,
             clock=self._clock, service=self._service)
+        self._emit("restrict", "ok", detail=(
+            f"kept {len(subset.anchors)} of {len(self.core.anchors)}"))
 
     async def addAnchor(self, cert: Any, pin: Any, _context: Any,
                         **kwargs: Any) -> None:

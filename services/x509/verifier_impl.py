@@ -2,23 +2,65 @@
 
 Converts capnp arguments to :mod:`model` values (fetching the chain and
 the trust store's anchors over RPC, so both may live in other
-processes), calls :func:`services.x509.policy.verify_chain`, emits one
-audit event per call, and returns a ``VerificationOutcome``.
+processes), enforces the anchors' metadata, calls
+:func:`services.x509.policy.verify_chain`, writes one audit record per
+call, and returns a ``VerificationOutcome`` carrying the verified path.
+
+Anchor metadata (``TrustStore.anchorInfo``): an anchor is used only for
+the purposes it is trusted for, and not for a leaf whose notBefore is
+after its distrust-after date for the purpose
+(:func:`services.x509.trust.usable_anchors`). Either way the anchor is
+left out of path building, so such a chain fails ``unknownAnchor``, not
+``policyViolation``: a root program's distrust-after removes the root as
+an anchor for certificates issued later (NSS reports an untrusted
+issuer), exactly as a root missing from the store, whereas
+``policyViolation`` means this verifier's own policy refused a chain that
+does reach a trusted anchor. The detail names the anchor and the date
+when one of the left-out anchors would have verified the chain.
+
+Anchor cache: the store's anchors are fetched and parsed once per
+content, not per call. Each call asks the store for ``snapshot()``
+(version and content digest, one small RPC) and looks the digest up; on
+a miss it fetches ``anchorInfo`` and caches the parsed anchors under the
+digest *it computes itself* from what it received, never under the
+store's claim, so a store that lies about its digest cannot make another
+caller's store resolve to its anchors. Any change to a store bumps its
+version and changes its digest, so the next call misses and sees the
+change. Outcomes are not cached: validity at ``at``, the chain, purpose
+and hostname are checked on every call; only the anchors are reused.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import dataclasses
+import hashlib
 from typing import Any
 
 from services._runtime.audit import AuditEvent, AuditSink
 from services._runtime.clock import Clock, epoch_seconds, from_epoch
 from services._runtime.schema import pki
+from services.x509.boundary import reason_of
 from services.x509.certificate_impl import CertificateImpl, write_name
-from services.x509.errors import Reason, ServiceError
+from services.x509.errors import Reason, ServiceError, VerificationError
 from services.x509.model import ParsedCertificate, parse_certificate
-from services.x509.policy import VerificationPolicy, verify_chain
+from services.x509.policy import PRESETS, VerificationPolicy, verify_chain
 from services.x509.publickey_impl import verify_with
+from services.x509.trust import (
+    Anchor,
+    Excluded,
+    PurposeView,
+    content_digest,
+    distrust,
+    purpose_view,
+    usable_anchors,
+)
+
+#: Anchor sets kept, one per distinct store content.
+ANCHOR_CACHE_SIZE = 16
+#: Anchors read from one store; Mozilla's program has about 150.
+MAX_STORE_ANCHORS = 1024
 
 
 async def fetch_ders(certs: Any) -> list[bytes]:
@@ -27,20 +69,64 @@ async def fetch_ders(certs: Any) -> list[bytes]:
     return [bytes(r.encoded) for r in replies]
 
 
+def preset_name(policy: VerificationPolicy) -> str:
+    """The preset ``policy`` equals, or ``custom``."""
+    return next((n for n, p in PRESETS.items() if p == policy), "custom")
+
+
+@dataclasses.dataclass
+class _Entry:
+    """One cached store content: its anchors and per-purpose views."""
+
+    anchors: tuple[Anchor, ...]
+    views: dict[str, PurposeView] = dataclasses.field(default_factory=dict)
+
+    def view(self, purpose: str) -> PurposeView:
+        view = self.views.get(purpose)
+        if view is None:
+            view = self.views[purpose] = purpose_view(self.anchors, purpose)
+        return view
+
+
+@dataclasses.dataclass(frozen=True)
+class CacheStats:
+    """How often the anchor cache answered (for tests and the bench)."""
+
+    hits: int
+    fills: int
+
+
 class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
-    """A verifier whose policy is fixed when it is minted."""
+    """A verifier whose policy is fixed when it is minted.
+
+    :param name: the capability's label, recorded in every audit record
+        (the verifier service uses the preset's name).
+    :param policy_name: the preset name recorded in audit; by default
+        the preset ``policy`` equals, or ``custom``.
+    """
 
     def __init__(self, policy: VerificationPolicy, *, audit: AuditSink,
                  clock: Clock, ct_logs: Any = None,
-                 service: str = "verifier", crl_store: Any = None) -> None:
+                 service: str = "verifier", name: str = "verifier",
+                 policy_name: str = "", crl_store: Any = None) -> None:
         self._service = service
+        self._name = name
         self._policy = policy
+        self._policy_name = policy_name or preset_name(policy)
         self._audit = audit
         self._clock = clock
         self._ct_logs = ct_logs
         self._crl_store = crl_store  # a CrlStore capability, or None
-        # Parsed anchors by DER, so a repeat call does not re-parse.
+        # Parsed certificates by DER, so a repeat call does not re-parse.
         self._parsed: dict[bytes, ParsedCertificate] = {}
+        self._anchors: collections.OrderedDict[
+            bytes, _Entry] = collections.OrderedDict()
+        self._hits = 0
+        self._fills = 0
+
+    @property
+    def cache_stats(self) -> CacheStats:
+        return CacheStats(self._hits, self._fills)
 
     def _parse(self, der: bytes) -> ParsedCertificate:
         cert = self._parsed.get(der)
@@ -53,9 +139,88 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
     def _emit(self, operation: str, outcome: str, reason: str,
               subject: tuple[str, ...], detail: str) -> None:
         self._audit.emit(AuditEvent(
-            at=self._clock.now(), service=self._service, capability="verifier",
-            operation=operation, outcome=outcome, reason=reason,
-            subject=subject, detail=detail))
+            at=self._clock.now(), service=self._service,
+            capability=self._name, operation=operation, outcome=outcome,
+            reason=reason, subject=subject, detail=detail[:400]))
+
+    async def _store_anchors(self, trust: Any) -> _Entry | ServiceError:
+        """The store's anchors, from the cache when its content is known.
+
+        :returns: the anchors, or (not raised, so that the chain's
+            fingerprints can still be audited) a ``policyViolation``
+            for a store that offers too many or malformed anchors.
+        """
+        snap = await trust.snapshot()
+        cached = self._anchors.get(bytes(snap.digest))
+        if cached is not None:
+            self._anchors.move_to_end(bytes(snap.digest))
+            self._hits += 1
+            return cached
+        info = (await trust.anchorInfo()).anchors
+        if len(info) > MAX_STORE_ANCHORS:
+            return ServiceError(
+                Reason.policyViolation,
+                f"trust store offers {len(info)} anchors, more than "
+                f"{MAX_STORE_ANCHORS}")
+        ders = await fetch_ders([a.cert for a in info])
+        try:
+            anchors = tuple(
+                Anchor(cert=self._parse(der), label=a.label,
+                       purposes=frozenset(str(p) for p in a.purposes),
+                       distrust_after=distrust({
+                           str(d.purpose): from_epoch(d.epochSeconds)
+                           for d in a.distrustAfter if d.epochSeconds}))
+                for a, der in zip(info, ders, strict=True))
+        except ServiceError as err:
+            return ServiceError(Reason.policyViolation,
+                                f"trust store anchor: {err.detail}")
+        except (ValueError, OverflowError, OSError) as err:
+            return ServiceError(Reason.policyViolation,
+                                f"trust store anchor metadata: {err}")
+        entry = _Entry(anchors)
+        self._anchors[content_digest(anchors)] = entry
+        while len(self._anchors) > ANCHOR_CACHE_SIZE:
+            self._anchors.popitem(last=False)
+        self._fills += 1
+        return entry
+
+    def _verify(self, certs: list[ParsedCertificate], store: _Entry,
+                purpose: str, at: Any, hostname: str,
+                crls: list[bytes]) -> Any:
+        if not certs:
+            raise ServiceError(Reason.policyViolation, "empty chain")
+        leaf, inter = certs[0], certs[1:]
+        usable, excluded = usable_anchors(store.view(purpose),
+                                          leaf.not_before)
+        try:
+            if not usable:
+                raise VerificationError(
+                    Reason.unknownAnchor,
+                    f"no anchor in the store is trusted for {purpose}")
+            return verify_chain(leaf, inter, usable, purpose, at, hostname,
+                                self._policy, crls)
+        except VerificationError as err:
+            if err.reason is not Reason.unknownAnchor or not excluded:
+                raise
+            why = self._diagnose(leaf, inter, excluded, purpose, at,
+                                 hostname)
+            if why is None:
+                raise
+            raise VerificationError(Reason.unknownAnchor, why) from err
+
+    def _diagnose(self, leaf: ParsedCertificate,
+                  inter: list[ParsedCertificate],
+                  excluded: list[Excluded], purpose: str, at: Any,
+                  hostname: str) -> str | None:
+        """Why a left-out anchor that would have verified was left out."""
+        try:
+            found = verify_chain(leaf, inter,
+                                 [e.anchor.cert for e in excluded],
+                                 purpose, at, hostname, self._policy)
+        except ServiceError:
+            return None
+        return next((e.why for e in excluded
+                     if e.anchor.cert.der == found.anchor.der), None)
 
     async def _crls_for(self, certs: list[ParsedCertificate]) -> list[bytes]:
         """The CRL store's CRL for each distinct issuer of ``certs``."""
@@ -67,8 +232,22 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
             request = self._crl_store.crlFor_request()
             write_name(request.init("issuer"), name)
             requests.append(request.send())
-        replies = await asyncio.gather(*requests)
-        return [bytes(r.crl) for r in replies if len(r.crl)]
+        replies = await asyncio.gather(*requests, return_exceptions=True)
+        crls = []
+        for name, reply in zip(issuers.values(), replies, strict=True):
+            if not isinstance(reply, BaseException):
+                if len(reply.crl):
+                    crls.append(bytes(reply.crl))
+                continue
+            reason, detail = reason_of(reply)
+            if reason == Reason.unknownAnchor.value:
+                continue  # the store does not serve this issuer
+            # Revocation status unknown: fail closed with the store's word.
+            known = reason in Reason.__members__
+            raise ServiceError(Reason(reason) if known
+                               else Reason.policyViolation,
+                               f"CRL for {name.rfc4514}: {detail}")
+        return crls
 
     async def verifyChain(self, chain: Any, trust: Any, purpose: Any,
                           atEpochSeconds: int, hostname: str,
@@ -76,28 +255,33 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
         purpose_name = str(purpose)
         at = (from_epoch(atEpochSeconds) if atEpochSeconds
               else self._clock.now())
-        chain_caps, anchor_caps = await asyncio.gather(
-            chain.certificates(), trust.anchors())
-        chain_ders, anchor_ders = await asyncio.gather(
-            fetch_ders(chain_caps.chain), fetch_ders(anchor_caps.certs))
+        context = (f"policy={self._policy_name} purpose={purpose_name} "
+                   f"hostname={hostname} at={at.isoformat()}")
         subject: tuple[str, ...] = ()
+        try:
+            chain_caps = (await chain.certificates()).chain
+            chain_ders, store = await asyncio.gather(
+                fetch_ders(chain_caps), self._store_anchors(trust))
+        except Exception as err:
+            self._emit("verifyChain", "error", "", subject,
+                       f"{context}; fetching chain or anchors: {err}")
+            raise
+        subject = tuple(f"sha256={hashlib.sha256(d).hexdigest()}"
+                        for d in chain_ders)
         out = _context.results.init("outcome")
         try:
+            if isinstance(store, ServiceError):
+                raise store
             certs = [self._parse(d) for d in chain_ders]
-            if not certs:
-                raise ServiceError(Reason.policyViolation, "empty chain")
-            subject = (certs[0].describe(),)
-            anchors = [self._parse(d) for d in anchor_ders]
             crls = await self._crls_for(certs)
-            result = verify_chain(certs[0], certs[1:], anchors,
-                                  purpose_name, at, hostname, self._policy,
-                                  crls)
+            result = self._verify(certs, store, purpose_name, at,
+                                  hostname, crls)
         except ServiceError as err:
             failure = out.init("invalid")
             failure.reason = err.reason.value
             failure.detail = err.detail
             self._emit("verifyChain", "refused", err.reason.value, subject,
-                       err.detail)
+                       f"{context}; {err.detail}")
             return
         valid = out.init("valid")
         valid.anchor = CertificateImpl(result.anchor)
@@ -106,26 +290,48 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
         # response, when there is one, arrives with Phase 4.
         valid.ocspStatus = "stapledAbsent"
         valid.notAfter = epoch_seconds(result.not_after)
-        self._emit("verifyChain", "ok", "",
-                   subject + (f"anchor={result.anchor.sha256.hex()}",),
-                   f"{purpose_name} {hostname}".strip())
+        path = valid.init("path", len(result.path))
+        for i, cert in enumerate(result.path):
+            path[i] = CertificateImpl(cert)
+        self._emit("verifyChain", "ok", "", subject,
+                   f"{context}; anchor={result.anchor.sha256.hex()}")
 
     async def verifySignature(self, cert: Any, message: bytes,
                               signature: bytes, scheme: Any,
                               _context: Any, **kwargs: Any) -> bool:
+        """One signature under the certificate's key.
+
+        ``False`` when the scheme is outside the policy's
+        ``allowedSignatureSchemes`` or the key outside its
+        ``allowedAlgorithms`` (audited ``weakAlgorithm``), when the
+        scheme does not fit the key or the signature does not verify
+        (``signatureMismatch``).
+        """
+        scheme_name = str(scheme)
         der = bytes((await cert.der()).encoded)
+        subject = (f"sha256={hashlib.sha256(der).hexdigest()}",)
+        detail = f"policy={self._policy_name} scheme={scheme_name}"
         try:
             parsed = self._parse(der)
         except ServiceError as err:
-            self._emit("verifySignature", "refused", err.reason.value, (),
-                       err.detail)
+            self._emit("verifySignature", "refused", err.reason.value,
+                       subject, f"{detail}; {err.detail}")
             return False
-        ok = str(scheme) in self._policy.allowed_signature_schemes and (
-            verify_with(parsed.cert.public_key(), bytes(message),
-                        bytes(signature), str(scheme)))
+        if scheme_name not in self._policy.allowed_signature_schemes:
+            self._emit("verifySignature", "refused",
+                       Reason.weakAlgorithm.value, subject,
+                       f"{detail}; scheme not allowed by policy")
+            return False
+        if parsed.algorithm not in self._policy.allowed_algorithms:
+            self._emit("verifySignature", "refused",
+                       Reason.weakAlgorithm.value, subject,
+                       f"{detail}; key {parsed.key_label} not allowed")
+            return False
+        ok = verify_with(parsed.cert.public_key(), bytes(message),
+                         bytes(signature), scheme_name)
         self._emit("verifySignature", "ok" if ok else "refused",
-                   "" if ok else "signatureMismatch",
-                   (parsed.describe(),), str(scheme))
+                   "" if ok else Reason.signatureMismatch.value, subject,
+                   detail if ok else f"{detail}; signature does not verify")
         return ok
 
     async def policy(self, _context: Any, **kwargs: Any) -> None:
@@ -146,5 +352,3 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
         out.permitNameConstraints = p.permit_name_constraints
         out.clockSkewSeconds = p.clock_skew_seconds
         out.staplingRequired = p.stapling_required
-
-

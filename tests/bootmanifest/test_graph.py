@@ -99,3 +99,31 @@ def test_duplicate_service() -> None:
 def test_listen_needs_network() -> None:
     err = error_of(svc("gw", listen=[443], network=False))
     assert err.context["service"] == "gw"
+
+
+def test_devices_are_kept_in_order() -> None:
+    (only,) = check(svc("audit", devices=["capos.audit"]))
+    assert only.devices == ("capos.audit",)
+
+
+@pytest.mark.parametrize(
+    ("services", "device", "detail"),
+    [
+        ([svc("a", devices=["../sda"])], "../sda", "bad device name"),
+        ([svc("a", devices=["capos.audit", "capos.audit"])],
+         "capos.audit", "named twice"),
+        ([svc("a", devices=["capos.audit"]),
+          svc("b", devices=["capos.audit"])],
+         "capos.audit", "already granted to 'a'"),
+    ],
+    ids=["bad-name", "twice-in-one-entry", "two-holders"],
+)
+def test_bad_devices_refused(services, device, detail) -> None:
+    err = error_of(*services)
+    assert err.context["device"] == device
+    assert detail in str(err)
+
+
+def test_devices_must_be_names() -> None:
+    err = error_of(svc("a", devices="capos.audit"))
+    assert "devices must be a list of strings" in str(err)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from image.build import plan
-from tests.vm.conftest import build_or_skip
+from tests.vm.conftest import build_for_tests
 
 pytestmark = pytest.mark.vm  # slow: two full builds (~1 min each)
 
@@ -15,8 +15,8 @@ def test_two_builds_are_identical(tmp_path: Path) -> None:
     # One plan (repo files snapshotted) so edits to the tree made while
     # the test runs cannot make the two builds differ.
     the_plan = plan()
-    a = build_or_skip(tmp_path / "a", the_plan)
-    b = build_or_skip(tmp_path / "b", the_plan)
+    a = build_for_tests(tmp_path / "a", the_plan)
+    b = build_for_tests(tmp_path / "b", the_plan)
     assert a == b
     assert (tmp_path / "a/vmlinux").read_bytes() == \
         (tmp_path / "b/vmlinux").read_bytes()

@@ -72,7 +72,6 @@ def tls_get(port: int, roots_pem: bytes) -> dict[str, Any]:
 
 def test_issue_store_serve_and_verify(pebble: Pebble, tmp_path: Path) -> None:
     m = signed_manifest(pebble, tmp_path)
-    audit_path = tmp_path / "audit.jsonl"
     order = system.start_order(system.specs_from_manifest(m))
     procs = system.spawn(order, bind="127.0.0.1",
                          port_map={80: pebble.ports.http01, 443: 0})
@@ -81,11 +80,13 @@ def test_issue_store_serve_and_verify(pebble: Pebble, tmp_path: Path) -> None:
     settings = {
         "acmeDirectory": f"https://localhost:{pebble.ports.acme}/dir",
         "tlsName": NAME,
-        "auditPath": str(audit_path),
     }
+    # The audit service keeps its log in its own state directory.
+    dirs = system.state_dirs(order, tmp_path / "data", isolated=False)
+    audit_path = Path(dirs["audit"]) / "audit.jsonl"
 
     async def go() -> dict[str, Any]:
-        exports, keep = await system.wire(m, procs, settings)
+        exports, keep = await system.wire(m, procs, settings, dirs)
         store = exports[("certstore", "certStore")].as_interface(
             pki().CertificateStore)
         sub = (await store.watch(handle="gateway")).subscription

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from bootmanifest import sign
-from image.build import plan
-from tests.vm.conftest import build_or_skip
+from tests.vm.conftest import build_for_tests
 from tools import run
 from tools.vm import VM
 
@@ -25,7 +24,7 @@ def test_tampered_manifest_stops_the_boot(tmp_path: Path) -> None:
         sign.verify(bytes(data), [sign.load_or_create_key().public_key()],
                     1, 0, run_clock_now())
     image = tmp_path / "image"
-    build_or_skip(image, plan(bad, pub))
+    build_for_tests(image, manifest=bad, pubkey=pub)
     with VM(image, ready=r"CAPOS-(READY|FATAL)") as vm:
         line = vm.ready_line
         vm.wait_for(r"services\.init exited rc=3", 60)
@@ -36,7 +35,7 @@ def test_tampered_manifest_stops_the_boot(tmp_path: Path) -> None:
     assert "CAPOS-GATEWAY" not in console
 
 
-def run_clock_now():  # noqa: ANN201 - tiny helper
+def run_clock_now():  # tiny helper
     from services._runtime.clock import SystemClock
 
     return SystemClock().now()

@@ -33,3 +33,48 @@ def test_make_run_path(capsys) -> None:
             "gateway.rotate:ok"} <= ops
     assert set(report["timings"]) == {
         "manifest", "image", "boot", "issue", "tls", "verify"}
+
+
+def test_keep_serves_until_interrupted_then_tears_down() -> None:
+    """``--keep``: the VM serves a client of the user's own until Ctrl-C,
+    then the run ends cleanly and leaves no QEMU behind."""
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tools.run", "--keep"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=run.REPO)
+    assert proc.stdout is not None
+    seen = []
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if "VM serving" in line:
+                break
+        serving = "".join(seen)
+        m = re.search(r"https://(\S+):(\d+)/ \(curl --resolve \S+ "
+                      r"--cacert (\S+)\)", serving)
+        assert m, serving[-2000:]
+        name, port, root = m.group(1), m.group(2), m.group(3)
+        curl = subprocess.run(
+            ["curl", "-sS", "--max-time", "30", "--cacert", root,
+             "--resolve", f"{name}:{port}:127.0.0.1", "-o", "/dev/null",
+             "-w", "%{http_code}", f"https://{name}:{port}/"],
+            capture_output=True, text=True, timeout=60)
+        assert curl.stdout == "200", curl.stderr
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, rest[-2000:]
+    assert "result          ok" in rest
+    # Nothing left listening on the forwarded port: QEMU is gone.
+    probe = subprocess.run(["curl", "-sS", "--max-time", "5", "-k",
+                            f"https://127.0.0.1:{port}/"],
+                           capture_output=True, text=True)
+    assert probe.returncode == 7, probe.stderr  # couldn't connect

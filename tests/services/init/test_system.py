@@ -28,6 +28,10 @@ def make_manifest(services: list[dict[str, Any]]) -> Any:
         ):
             g.name, g.provider, g.cap = name, provider, cap
         entry.inputs = spec.get("inputs", [])
+        entry.network = spec.get("network", False)
+        entry.listen = spec.get("listen", [])
+        entry.state = spec.get("state", False)
+        entry.devices = spec.get("devices", [])
     return m.as_reader()
 
 
@@ -95,18 +99,17 @@ class TestStartOrder:
 
 
 def test_services_run_as_processes_and_audit_round_trips(tmp_path) -> None:
-    path = tmp_path / "audit.jsonl"
-    m = make_manifest([AUDIT])
+    m = make_manifest([{**AUDIT, "state": True}])
     order = system.start_order(system.specs_from_manifest(m))
+    dirs = system.state_dirs(order, tmp_path, isolated=False)
+    path = tmp_path / "services" / "audit" / "audit.jsonl"
     procs = system.spawn(order)
     try:
         assert procs[0].pid != os.getpid()
         assert alive(procs[0].pid)
 
         async def go() -> Any:
-            exports, keep = await system.wire(
-                m, procs, {"auditPath": str(path)}
-            )
+            exports, keep = await system.wire(m, procs, {}, dirs)
             log = exports[("audit", "auditLog")].as_interface(pki().AuditLog)
             await log.record(event={
                 "atEpochMillis": 1, "service": "test", "operation": "probe",
@@ -150,3 +153,59 @@ def test_unknown_module_refused_before_any_fork() -> None:
     with pytest.raises(system.BootError) as info:
         system.spawn(order)
     assert info.value.reason == "unknownModule"
+
+
+class TestDevices:
+    """Virtio-serial ports named in an entry's ``devices``."""
+
+    def _sysfs(self, root, ports: dict[str, str]):
+        for port, name in ports.items():
+            (root / "sys" / port).mkdir(parents=True)
+            (root / "sys" / port / "name").write_text(name + "\n")
+        return root / "sys"
+
+    def test_port_found_by_name(self, tmp_path) -> None:
+        sysfs = self._sysfs(tmp_path, {"vport0p1": "org.qemu.guest_agent.0",
+                                       "vport0p2": "capos.audit"})
+        assert system.find_port("capos.audit", sysfs, tmp_path / "dev") == (
+            tmp_path / "dev" / "vport0p2")
+        assert system.find_port("capos.other", sysfs, tmp_path) is None
+
+    def test_missing_port_is_left_out(self, capfd) -> None:
+        spec = system.ServiceSpec("audit", "m", (), (), (), False, (),
+                                  devices=("capos.nosuch",))
+        assert system.open_devices(spec, {}) == {}
+        assert "no virtio-serial port named 'capos.nosuch'" in (
+            capfd.readouterr().err)
+
+    def test_port_that_does_not_open_stops_the_boot(self, tmp_path) -> None:
+        spec = system.ServiceSpec("audit", "m", (), (), (), False, (),
+                                  devices=("capos.audit",))
+        with pytest.raises(system.BootError) as info:
+            system.open_devices(
+                spec, {"capos.audit": str(tmp_path / "gone")})
+        assert info.value.reason == "deviceFailed"
+        assert "audit: capos.audit" in info.value.detail
+        assert "No such file or directory" in info.value.detail
+
+    def test_audit_writes_to_its_port(self, tmp_path) -> None:
+        port = tmp_path / "port"
+        port.touch()
+        m = make_manifest([{**AUDIT, "devices": ["capos.audit"]}])
+        order = system.start_order(system.specs_from_manifest(m))
+        procs = system.spawn(order, device_map={"capos.audit": str(port)})
+        try:
+            async def go() -> None:
+                exports, keep = await system.wire(m, procs, {})
+                log = exports[("audit", "auditLog")].as_interface(
+                    pki().AuditLog)
+                await log.record(event={
+                    "atEpochMillis": 1, "service": "test",
+                    "operation": "probe", "outcome": "ok"})
+                del keep
+
+            asyncio.run(capnp.run(go()))
+        finally:
+            system.stop(procs)
+        (line,) = port.read_text().splitlines()
+        assert '"operation": "probe"' in line

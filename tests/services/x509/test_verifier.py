@@ -230,3 +230,112 @@ def test_naive_time_is_programmer_error() -> None:
         verify_chain(leaf, [], [parse_certificate(h.root.der)],
                      "tlsServerAuth", dt.datetime(2026, 1, 15), f.HOST,
                      WEB_PKI_LENIENT)
+
+
+def test_audit_record_fields_valid_and_invalid() -> None:
+    import hashlib
+
+    h = f.hierarchy()
+    audit = MemoryAuditSink()
+    impl = CertVerifierImpl(WEB_PKI_LENIENT, audit=audit,
+                            clock=FakeClock(f.T0), service="verifier",
+                            name="webPkiLenient")
+
+    async def main() -> None:
+        async with serve(impl, pki().CertVerifier) as verifier:
+            for host in (f.HOST, "other.capos.test"):
+                await verifier.verifyChain(
+                    chain_of(*h.chain), store_of(h.root), "tlsServerAuth",
+                    AT + 60, host)
+
+    run(main)
+    ok, bad = audit.events
+    fingerprints = tuple(f"sha256={hashlib.sha256(d).hexdigest()}"
+                         for d in h.chain)
+    for event in (ok, bad):
+        assert event.at == f.T0
+        assert (event.service, event.capability, event.operation) == (
+            "verifier", "webPkiLenient", "verifyChain")
+        assert event.subject == fingerprints
+        assert event.detail.startswith(
+            "policy=webPkiLenient purpose=tlsServerAuth hostname=")
+        assert f"at={(f.T0 + dt.timedelta(seconds=60)).isoformat()}" in (
+            event.detail)
+    assert (ok.outcome, ok.reason) == ("ok", "")
+    root_sha = parse_certificate(h.root.der).sha256.hex()
+    assert ok.detail.endswith(f"anchor={root_sha}")
+    assert (bad.outcome, bad.reason) == ("refused", "nameMismatch")
+    assert "hostname=other.capos.test" in bad.detail
+
+
+def test_valid_outcome_carries_verified_path_not_sent_list() -> None:
+    h = f.hierarchy()
+    decoy = f.ca("Decoy", serial=9)
+    impl = CertVerifierImpl(WEB_PKI_LENIENT, audit=MemoryAuditSink(),
+                            clock=FakeClock(f.T0))
+
+    async def main() -> list[bytes]:
+        async with serve(impl, pki().CertVerifier) as verifier:
+            reply = await verifier.verifyChain(
+                chain_of(h.leaf.der, decoy.der, h.inter.der),
+                store_of(h.root), "tlsServerAuth", AT, f.HOST)
+            return [bytes((await c.der()).encoded)
+                    for c in reply.outcome.valid.path]
+
+    assert run(main) == [h.leaf.der, h.inter.der, h.root.der]
+
+
+def test_unparsable_trust_store_call_is_audited_as_error() -> None:
+    h = f.hierarchy()
+    audit = MemoryAuditSink()
+    impl = CertVerifierImpl(WEB_PKI_LENIENT, audit=audit,
+                            clock=FakeClock(f.T0))
+
+    class Broken(pki().TrustStore.Server):  # type: ignore[misc]
+        async def snapshot(self, _context: Any, **kwargs: Any) -> None:
+            raise RuntimeError("store offline")
+
+    async def main() -> None:
+        async with serve(impl, pki().CertVerifier) as verifier:
+            await verifier.verifyChain(chain_of(*h.chain), Broken(),
+                                       "tlsServerAuth", AT, f.HOST)
+
+    with pytest.raises(Exception, match="store offline"):
+        run(main)
+    [event] = audit.events
+    assert (event.operation, event.outcome) == ("verifyChain", "error")
+    assert "store offline" in event.detail
+
+
+def test_store_serving_a_malformed_anchor_is_policy_violation() -> None:
+    h = f.hierarchy()
+    audit = MemoryAuditSink()
+    impl = CertVerifierImpl(WEB_PKI_LENIENT, audit=audit,
+                            clock=FakeClock(f.T0))
+
+    class Garbage(pki().Certificate.Server):  # type: ignore[misc]
+        async def der(self, _context: Any, **kwargs: Any) -> bytes:
+            return b"\x30\x03\x02\x01"
+
+    class BadStore(pki().TrustStore.Server):  # type: ignore[misc]
+        async def snapshot(self, _context: Any, **kwargs: Any) -> None:
+            _context.results.digest = b"\x01" * 32
+
+        async def anchorInfo(self, _context: Any, **kwargs: Any) -> None:
+            info = _context.results.init("anchors", 1)
+            info[0].cert = Garbage()
+            info[0].label = "garbage"
+
+    async def main() -> tuple[str, str]:
+        async with serve(impl, pki().CertVerifier) as verifier:
+            out = (await verifier.verifyChain(
+                chain_of(*h.chain), BadStore(), "tlsServerAuth", AT,
+                f.HOST)).outcome
+            return str(out.invalid.reason), out.invalid.detail
+
+    reason, detail = run(main)
+    assert reason == "policyViolation"
+    assert detail.startswith("trust store anchor: malformed certificate")
+    [event] = audit.events
+    assert (event.outcome, event.reason) == ("refused", "policyViolation")
+    assert len(event.subject) == 2

@@ -1,0 +1,101 @@
+"""OCSP values (RFC 6960 section 4.2.1): checked responses, statuses.
+
+A response is checked once (:func:`services.ocsp.policy.check_response`)
+into a :class:`CheckedResponse`; the stapler, the client capability and
+the evidence check read only that. Status and reason names are the
+schema's ``OcspStatus`` and ``RevocationReason`` enumerants.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+from cryptography import x509
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import AuthorityInformationAccessOID
+
+STATUS_NAMES = {
+    ocsp.OCSPCertStatus.GOOD: "good",
+    ocsp.OCSPCertStatus.REVOKED: "revoked",
+    ocsp.OCSPCertStatus.UNKNOWN: "unknown",
+}
+
+#: cryptography's reason flags by schema RevocationReason name.
+REASON_FLAGS: dict[str, x509.ReasonFlags] = {
+    "unspecified": x509.ReasonFlags.unspecified,
+    "keyCompromise": x509.ReasonFlags.key_compromise,
+    "caCompromise": x509.ReasonFlags.ca_compromise,
+    "affiliationChanged": x509.ReasonFlags.affiliation_changed,
+    "superseded": x509.ReasonFlags.superseded,
+    "cessationOfOperation": x509.ReasonFlags.cessation_of_operation,
+    "certificateHold": x509.ReasonFlags.certificate_hold,
+    "removeFromCrl": x509.ReasonFlags.remove_from_crl,
+    "privilegeWithdrawn": x509.ReasonFlags.privilege_withdrawn,
+    "aaCompromise": x509.ReasonFlags.aa_compromise,
+}
+REASON_NAMES = {flag: name for name, flag in REASON_FLAGS.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckedResponse:
+    """A response whose signature, signer, CertID and freshness passed.
+
+    :param status: ``good``, ``revoked`` or ``unknown``.
+    :param warnings: what was tolerated (a SHA-1 signature under
+        ``allow_sha1``), for the audit record.
+    """
+
+    der: bytes
+    status: str
+    serial: int
+    this_update: dt.datetime
+    next_update: dt.datetime
+    produced_at: dt.datetime
+    revocation_time: dt.datetime | None = None
+    revocation_reason: str = "unspecified"
+    signer: str = ""
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def validity(self) -> dt.timedelta:
+        return self.next_update - self.this_update
+
+    @property
+    def refresh_at(self) -> dt.datetime:
+        """Half-way through the validity (DESIGN.md section 6)."""
+        return self.this_update + self.validity / 2
+
+
+@dataclasses.dataclass(frozen=True)
+class StatusAnswer:
+    """What a responder's status source says about one serial."""
+
+    status: str
+    revocation_time: dt.datetime | None = None
+    revocation_reason: str = "unspecified"
+
+
+def responder_url(cert: x509.Certificate) -> str:
+    """The first AIA OCSP URL (RFC 5280 4.2.2.1), or ``""``."""
+    try:
+        aia = cert.extensions.get_extension_for_class(
+            x509.AuthorityInformationAccess).value
+    except x509.ExtensionNotFound:
+        return ""
+    for desc in aia:
+        if desc.access_method == AuthorityInformationAccessOID.OCSP and (
+                isinstance(desc.access_location,
+                           x509.UniformResourceIdentifier)):
+            return desc.access_location.value
+    return ""
+
+
+def is_must_staple(cert: x509.Certificate) -> bool:
+    """TLS feature status_request (RFC 7633 section 4)."""
+    try:
+        feature = cert.extensions.get_extension_for_class(
+            x509.TLSFeature).value
+    except x509.ExtensionNotFound:
+        return False
+    return x509.TLSFeatureType.status_request in feature
