@@ -1,7 +1,11 @@
 """Parsed X.509 certificates as frozen values (RFC 5280 section 4.1).
 
-DER is parsed once by :func:`parse_certificate`; everything downstream
-reads the resulting :class:`ParsedCertificate`. Names map to the schema's
+DER is parsed once by :func:`parse_certificate` (certificate, every
+extension, the key: a malformed certificate fails there); everything
+downstream reads the resulting :class:`ParsedCertificate`, whose derived
+values are computed on first read and kept (cryptography builds a Python
+object per extension and name, which dominates verification time). Names
+map to the schema's
 ``GeneralName`` union members, algorithms to ``AsymmetricAlgorithm`` and
 ``SignatureScheme`` enumerant names (``""`` when the schema has none, such
 as RSA-1024, which policy then refuses as weak).

@@ -911,6 +911,10 @@ def verify_chain(leaf: ParsedCertificate,
     except pv.VerificationError as err:
         raise _diagnose(err, leaf, pool, anchors, purpose, at,
                         policy) from err
+    except (ValueError, TypeError) as err:  # input pyca cannot decode
+        raise _fail(Reason.policyViolation,
+                    f"certificate refused by the path builder: "
+                    f"{str(err)[:120]}") from err
 
     by_der = {c.der: c for c in [leaf, *pool.certs, *anchors]}
     path = tuple(by_der[c.public_bytes(Encoding.DER)] for c in chain)
