@@ -341,6 +341,8 @@ struct VerificationPolicy {
   allowedSignatureSchemes @3 :List(SignatureScheme);
   requireOcsp @4 :Bool;
   maxChainLength @5 :UInt8;
+  # Certificates on the built path, leaf and anchor included (so N
+  # admits N-2 intermediates); self-issued intermediates do not count.
   permitNameConstraints @6 :Bool;
   clockSkewSeconds @7 :UInt32;
   staplingRequired @8 :Bool;
