@@ -1,18 +1,17 @@
-"""Print the limbo summary line once, as the last line of the run."""
+"""Print the limbo summary line in pytest's terminal summary.
+
+It comes just before pytest's own closing line, which stays last so
+that whoever reads the run's end reads pytest's counts.
+"""
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
-#: Filled by test_limbo.py; printed when pytest is done reporting.
+#: Filled by test_limbo.py; printed when pytest reports its summary.
 SUMMARY: list[str] = []
 
 
-def pytest_unconfigure(config: Any) -> None:
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
+def pytest_terminal_summary(terminalreporter: Any) -> None:
     for line in SUMMARY:
-        if reporter is not None:
-            reporter.write_line(line)
-        else:
-            print(line, file=sys.stdout)
+        terminalreporter.write_line(line)
