@@ -127,6 +127,11 @@ struct PolicyPreset {
   allowedAlgorithms @7 :List(Text);
   allowedSignatureSchemes @8 :List(Text);
   # Enumerant names of pki.capnp AsymmetricAlgorithm / SignatureScheme.
+
+  cabfRootProfile @9 :Bool;
+  # Hold trust anchors to the CA/B Forum root profile (BR 7.1.2.1.2: a
+  # root carries no EKU). Not in pki.capnp's VerificationPolicy; a
+  # verifier minted from this preset keeps it fixed like the rest.
 }
 
 struct ServiceEntry {

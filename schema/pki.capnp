@@ -341,6 +341,8 @@ struct VerificationPolicy {
   allowedSignatureSchemes @3 :List(SignatureScheme);
   requireOcsp @4 :Bool;
   maxChainLength @5 :UInt8;
+  # Certificates on the built path, leaf and anchor included (so N
+  # admits N-2 intermediates); self-issued intermediates do not count.
   permitNameConstraints @6 :Bool;
   clockSkewSeconds @7 :UInt32;
   staplingRequired @8 :Bool;
@@ -547,6 +549,10 @@ interface AcmeAccount {
   # An ACME account registered under an account key.
   info @0 () -> (url :Text, contact :List(Text), status :Text,
                  termsOfServiceAgreed :Bool);
+  rollover @1 (newKey :PrivateKey) -> ();
+  # Account key rollover (RFC 8555 section 7.3.5): the account is
+  # controlled by newKey from a 200 on; on any failure (409: the key
+  # already has an account) the old key stays in use.
 }
 
 struct AcmeDirectoryMeta {

@@ -34,7 +34,7 @@ from types import TracebackType
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,8 @@ def server_ca(directory: Path) -> tuple[Path, Path, Path]:
     start, end = now - dt.timedelta(days=1), now + dt.timedelta(days=3650)
     root_key = ec.generate_private_key(ec.SECP256R1())
     root_name = x509.Name(
-        [x509.NameAttribute(NameOID.COMMON_NAME, "capOS test ACME-server root")]
+        [x509.NameAttribute(NameOID.COMMON_NAME,
+                            "capOS test ACME-server root")]
     )
     root = (
         x509.CertificateBuilder()
@@ -98,7 +99,7 @@ def server_ca(directory: Path) -> tuple[Path, Path, Path]:
         .add_extension(x509.BasicConstraints(ca=False, path_length=None),
                        True)
         .add_extension(x509.ExtendedKeyUsage(
-            [x509.ExtendedKeyUsageOID.SERVER_AUTH]), False)
+            [ExtendedKeyUsageOID.SERVER_AUTH]), False)
         .add_extension(x509.SubjectAlternativeName([
             x509.DNSName(ACME_HOST), x509.DNSName("localhost"),
             x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
@@ -133,12 +134,17 @@ class Pebble:
     :param logs: directory for both servers' output.
     :param nonce_reject: percentage of valid nonces pebble rejects (its
         default is 5; runs that measure pass 0).
+    :param authz_reuse: percentage of valid authorizations pebble reuses
+        for a new order (``None``: pebble's default, 50); tests that need
+        every order validated pass 0.
     """
 
     def __init__(self, logs: Path, nonce_reject: int = 5,
-                 ports: Ports | None = None) -> None:
+                 ports: Ports | None = None,
+                 authz_reuse: int | None = None) -> None:
         self.logs = logs
         self.nonce_reject = nonce_reject
+        self.authz_reuse = authz_reuse
         self.ports = ports or Ports(*(free_port() for _ in range(6)))
         self.root_pem, self._cert, self._key = server_ca(CACHE / "pebble")
         self._procs: list[subprocess.Popen[bytes]] = []
@@ -188,6 +194,8 @@ class Pebble:
             "PEBBLE_VA_NOSLEEP": "1",
             "PEBBLE_WFE_NONCEREJECT": str(self.nonce_reject),
         }
+        if self.authz_reuse is not None:
+            env["PEBBLE_AUTHZREUSE"] = str(self.authz_reuse)
         self._spawn("pebble", [
             "pebble", "-config", str(config),
             "-dnsserver", f"127.0.0.1:{p.dns}",

@@ -202,7 +202,7 @@ def verify_served(port: int, root: Path) -> dict[str, Any]:
             serialization.Encoding.PEM) for d in served_chain(port)))
     import asyncio
 
-    import capnp  # type: ignore[import-untyped]
+    import capnp
 
     from services.x509.model import parse_certificate
     from services.x509.trust import Anchor

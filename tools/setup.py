@@ -31,6 +31,8 @@ DEBIAN = {
     "qemu-system-x86": "qemu-system-x86_64",
     "qemu-utils": "qemu-img",
     "pebble": "pebble",
+    "certbot": "certbot",
+    "lego": "lego",
     "busybox-static": "busybox",
     "cpio": "cpio",
     "zstd": "zstd",

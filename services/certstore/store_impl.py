@@ -6,8 +6,12 @@ never depends on the process that handed the chain in. ``watch`` returns a
 last call, waiting up to ``wait_seconds`` for the first one so a TLS
 server can hold one outstanding call and see a rotation at once.
 
-Persistence to the data disk lands with issue #4; this store is in
-memory, which issue #2 allows.
+With a :class:`~services.certstore.disk.DiskBackend` every ``put`` and
+``delete`` is durable before it is acknowledged (atomic write-then-rename
+with fsync), and the store reopens with what the disk holds; without
+one it keeps chains in memory. A ``put`` over an existing chain is a
+rotation: it is audited as ``rotate`` as well as ``put``, and every
+``watch`` subscriber of the handle receives a ``CertRotationEvent``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from services._runtime import audit as _audit
 from services._runtime.boundary import CapabilityError
 from services._runtime.clock import Clock, epoch_seconds
 from services._runtime.schema import pki
+from services.certstore.disk import DiskBackend
 from services.x509.chain_impl import CertificateChainImpl
 from services.x509.model import parse_certificate
 
@@ -93,27 +98,45 @@ class CertSubscriptionImpl(pki().CertSubscription.Server):  # type: ignore[misc]
 
 
 class CertificateStoreImpl(pki().CertificateStore.Server):  # type: ignore[misc]
-    """Chains by handle, in memory."""
+    """Chains by handle, in memory or on a :class:`DiskBackend`."""
 
     def __init__(self, clock: Clock, audit: _audit.AuditSink,
                  service: str = "certstore",
-                 wait_seconds: float = 5.0) -> None:
+                 wait_seconds: float = 5.0,
+                 backend: DiskBackend | None = None) -> None:
         self._chains: dict[str, list[bytes]] = {}
         self._subs: dict[str, list[CertSubscriptionImpl]] = {}
         self._clock = clock
         self._audit = audit
         self._service = service
         self._wait = wait_seconds
+        self._backend = backend
+        if backend is not None:
+            self._open(backend)
 
-    def _emit(self, op: str, handle: str, ders: list[bytes] | None) -> None:
-        subject = [handle]
+    def _open(self, backend: DiskBackend) -> None:
+        loaded = backend.load()
+        self._chains.update(loaded.chains)
+        for name in loaded.discarded_temps:
+            self._emit("recover", "", None, outcome="ok",
+                       detail=f"discarded unfinished write {name}")
+        for handle, why in loaded.corrupt:
+            self._emit("load", handle, None, outcome="error",
+                       reason="policyViolation", detail=why)
+        for handle in sorted(loaded.chains):
+            self._emit("load", handle, loaded.chains[handle])
+
+    def _emit(self, op: str, handle: str, ders: list[bytes] | None,
+              outcome: str = "ok", reason: str = "",
+              detail: str = "") -> None:
+        subject = [handle] if handle else []
         if ders:
             leaf = x509.load_der_x509_certificate(ders[0])
             subject.append(leaf.fingerprint(hashes.SHA256()).hex())
         self._audit.emit(_audit.AuditEvent(
             at=self._clock.now(), service=self._service,
-            capability="certStore", operation=op, outcome="ok",
-            subject=tuple(subject),
+            capability="certStore", operation=op, outcome=outcome,
+            reason=reason, subject=tuple(subject), detail=detail,
         ))
 
     def unsubscribe(self, sub: CertSubscriptionImpl) -> None:
@@ -125,11 +148,24 @@ class CertificateStoreImpl(pki().CertificateStore.Server):  # type: ignore[misc]
                   **kwargs: Any) -> None:
         check_handle(handle)
         ders = await chain_ders(chain)
+        if self._backend is not None:
+            try:
+                self._backend.write(handle, ders)
+            except OSError as err:
+                self._emit("put", handle, ders, outcome="error",
+                           reason="unavailable", detail=str(err))
+                raise CapabilityError(
+                    "unavailable", f"store disk: {err}") from err
+        previous = self._chains.get(handle)
         self._chains[handle] = ders
         at = epoch_seconds(self._clock.now())
-        for sub in self._subs.get(handle, []):
+        subs = self._subs.get(handle, [])
+        for sub in subs:
             sub.push(ders, at)
         self._emit("put", handle, ders)
+        if previous is not None and previous != ders:
+            self._emit("rotate", handle, ders,
+                       detail=f"{len(subs)} subscriber(s) notified")
 
     async def get(self, handle: str, _context: Any, **kwargs: Any) -> Any:
         ders = self._chains.get(check_handle(handle))
@@ -142,8 +178,11 @@ class CertificateStoreImpl(pki().CertificateStore.Server):  # type: ignore[misc]
 
     async def delete(self, handle: str, _context: Any,
                      **kwargs: Any) -> None:
-        if self._chains.pop(check_handle(handle), None) is None:
+        if check_handle(handle) not in self._chains:
             raise CapabilityError("notFound", f"no chain under {handle!r}")
+        if self._backend is not None:
+            self._backend.delete(handle)
+        del self._chains[handle]
         self._emit("delete", handle, None)
 
     async def watch(self, handle: str, _context: Any, **kwargs: Any) -> Any:

@@ -38,7 +38,11 @@ from services._runtime.boundary import parse_remote
 from services._runtime.host import ServiceContext
 from services._runtime.schema import pki
 from services.certstore.store_impl import chain_ders
-from services.gateway.solver_impl import ChallengeTable, Http01SolverImpl
+from services.gateway.solver_impl import (
+    AlpnSlot,
+    ChallengeTable,
+    Http01SolverImpl,
+)
 from services.keys.private_key_impl import PrivateKeyImpl
 
 log = logging.getLogger(__name__)
@@ -49,9 +53,14 @@ def say(line: str) -> None:
     print(f"CAPOS-GATEWAY {line}", flush=True)
 
 
-def tls_context(key: Any, ders: list[bytes]) -> SSL.Context:
-    """A server context for one key and chain (leaf first)."""
+def tls_context(key: Any, ders: list[bytes],
+                alpn: AlpnSlot | None = None) -> SSL.Context:
+    """A server context for one key and chain (leaf first); with an
+    ALPN slot, tls-alpn-01 handshakes for its name get its challenge
+    certificate (RFC 8737)."""
     ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
+    if alpn is not None:
+        ctx.set_alpn_select_callback(alpn.select)
     ctx.set_min_proto_version(SSL.TLS1_2_VERSION)
     ctx.use_privatekey(key)
     certs = [x509.load_der_x509_certificate(d) for d in ders]
@@ -159,6 +168,8 @@ class Gateway:
         self.table = ChallengeTable()
         self.tls = TLSServer(ctx.listeners[443])
         self.tls_key = ec.generate_private_key(ec.SECP256R1())
+        self.alpn = AlpnSlot(ctx.settings.get("tlsName", "www.capos.test"),
+                             ctx.clock)
         self.tasks: list[asyncio.Task[None]] = []
 
     async def run(self) -> None:
@@ -192,7 +203,8 @@ class Gateway:
             events = (await sub.events()).events
             for event in events:
                 ders = await chain_ders(event.newChain)
-                self.tls.context = tls_context(self.tls_key, ders)
+                self.tls.context = tls_context(self.tls_key, ders,
+                                               self.alpn)
                 leaf = x509.load_der_x509_certificate(ders[0])
                 fp = leaf.fingerprint(hashes.SHA256()).hex()
                 self.ctx.audit.emit(_audit.AuditEvent(

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import capnp  # type: ignore[import-untyped]
+import capnp
 
 from services._runtime.clock import SystemClock
 from services.init import system
@@ -41,8 +41,17 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
+def uptime() -> str:
+    """The kernel's uptime, so stage times line up with /init's."""
+    try:
+        return Path("/proc/uptime").read_text().split()[0]
+    except (OSError, IndexError):
+        return "?"
+
+
 def stage(name: str) -> None:
-    say(f"CAPOS-STAGE {name} t={time.monotonic() - _T0:.3f}")
+    say(f"CAPOS-STAGE {name} t={time.monotonic() - _T0:.3f} "
+        f"uptime={uptime()}")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -160,7 +169,8 @@ async def supervise(procs: list[system.Process], manifest: Any,
     names = ",".join(p.spec.name for p in procs)
     peak = memory_peak_kb()
     say(f"CAPOS-READY services={names} t={time.monotonic() - _T0:.3f} "
-        f"mem_used_kb={memory_used_kb()} mem_peak_kb={peak}")
+        f"uptime={uptime()} mem_used_kb={memory_used_kb()} "
+        f"mem_peak_kb={peak}")
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -272,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BOOT
     finally:
         system.stop(procs)
-    return code
+    return int(code)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ def policy_from_preset(preset: dict[str, Any]) -> VerificationPolicy:
         permit_name_constraints=bool(preset["permitNameConstraints"]),
         clock_skew_seconds=int(preset["clockSkewSeconds"]),
         stapling_required=bool(preset["staplingRequired"]),
+        cabf_root_profile=bool(preset.get("cabfRootProfile", False)),
     )
 
 

@@ -41,7 +41,8 @@ from typing import Any
 from services._runtime.audit import AuditEvent, AuditSink
 from services._runtime.clock import Clock, epoch_seconds, from_epoch
 from services._runtime.schema import pki
-from services.x509.certificate_impl import CertificateImpl
+from services.x509.boundary import reason_of
+from services.x509.certificate_impl import CertificateImpl, write_name
 from services.x509.errors import Reason, ServiceError, VerificationError
 from services.x509.model import ParsedCertificate, parse_certificate
 from services.x509.policy import PRESETS, VerificationPolicy, verify_chain
@@ -107,7 +108,7 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
     def __init__(self, policy: VerificationPolicy, *, audit: AuditSink,
                  clock: Clock, ct_logs: Any = None,
                  service: str = "verifier", name: str = "verifier",
-                 policy_name: str = "") -> None:
+                 policy_name: str = "", crl_store: Any = None) -> None:
         self._service = service
         self._name = name
         self._policy = policy
@@ -115,6 +116,7 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
         self._audit = audit
         self._clock = clock
         self._ct_logs = ct_logs
+        self._crl_store = crl_store  # a CrlStore capability, or None
         # Parsed certificates by DER, so a repeat call does not re-parse.
         self._parsed: dict[bytes, ParsedCertificate] = {}
         self._anchors: collections.OrderedDict[
@@ -183,7 +185,8 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
         return entry
 
     def _verify(self, certs: list[ParsedCertificate], store: _Entry,
-                purpose: str, at: Any, hostname: str) -> Any:
+                purpose: str, at: Any, hostname: str,
+                crls: list[bytes]) -> Any:
         if not certs:
             raise ServiceError(Reason.policyViolation, "empty chain")
         leaf, inter = certs[0], certs[1:]
@@ -195,7 +198,7 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
                     Reason.unknownAnchor,
                     f"no anchor in the store is trusted for {purpose}")
             return verify_chain(leaf, inter, usable, purpose, at, hostname,
-                                self._policy)
+                                self._policy, crls)
         except VerificationError as err:
             if err.reason is not Reason.unknownAnchor or not excluded:
                 raise
@@ -218,6 +221,33 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
             return None
         return next((e.why for e in excluded
                      if e.anchor.cert.der == found.anchor.der), None)
+
+    async def _crls_for(self, certs: list[ParsedCertificate]) -> list[bytes]:
+        """The CRL store's CRL for each distinct issuer of ``certs``."""
+        if self._crl_store is None:
+            return []
+        issuers = {c.issuer.der: c.issuer for c in certs}
+        requests = []
+        for name in issuers.values():
+            request = self._crl_store.crlFor_request()
+            write_name(request.init("issuer"), name)
+            requests.append(request.send())
+        replies = await asyncio.gather(*requests, return_exceptions=True)
+        crls = []
+        for name, reply in zip(issuers.values(), replies, strict=True):
+            if not isinstance(reply, BaseException):
+                if len(reply.crl):
+                    crls.append(bytes(reply.crl))
+                continue
+            reason, detail = reason_of(reply)
+            if reason == Reason.unknownAnchor.value:
+                continue  # the store does not serve this issuer
+            # Revocation status unknown: fail closed with the store's word.
+            known = reason in Reason.__members__
+            raise ServiceError(Reason(reason) if known
+                               else Reason.policyViolation,
+                               f"CRL for {name.rfc4514}: {detail}")
+        return crls
 
     async def verifyChain(self, chain: Any, trust: Any, purpose: Any,
                           atEpochSeconds: int, hostname: str,
@@ -243,8 +273,9 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
             if isinstance(store, ServiceError):
                 raise store
             certs = [self._parse(d) for d in chain_ders]
+            crls = await self._crls_for(certs)
             result = self._verify(certs, store, purpose_name, at,
-                                  hostname)
+                                  hostname, crls)
         except ServiceError as err:
             failure = out.init("invalid")
             failure.reason = err.reason.value

@@ -5,7 +5,8 @@ import hashlib
 import re
 import socket
 import ssl
-import time
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,12 +24,10 @@ def test_boot_and_tls_handshake(image_dir: Path) -> None:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE  # pinned by fingerprint below
-        t0 = time.monotonic()
         with socket.create_connection(("127.0.0.1", vm.port),
                                       timeout=30) as raw:
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with ctx.wrap_socket(raw, server_hostname="capos-smoke") as s:
-                del t0
                 der = s.getpeercert(binary_form=True)
                 version = s.version()
                 s.sendall(b"GET / HTTP/1.0\r\n\r\n")
@@ -47,3 +46,31 @@ def test_missing_image_is_reported(tmp_path: Path) -> None:
         with VM(tmp_path):
             pass
     assert "missing" in ei.value.reason
+
+
+def test_boot_command_reports_the_full_image_ready_on_a_data_disk(
+        image_dir: Path, tmp_path: Path) -> None:
+    """``python -m tools.vm boot`` on the full image, with no ACME server:
+    every service comes up, the data disk is made and mounted."""
+    import json
+
+    disk = tmp_path / "data.img"
+    proc = subprocess.run(
+        [sys.executable, "-m", "tools.vm", "boot", "--image",
+         str(image_dir), "--data-disk", str(disk), "--json"],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    info = json.loads(proc.stdout)
+    assert info["ready"].startswith("CAPOS-READY services=audit,trust,")
+    assert info["memory_kb"]["peak"] > 0
+    assert any("data disk /dev/vda mounted" in t
+               for t in info["guest_timings"])
+    assert disk.exists()
+
+
+def test_boot_command_names_a_missing_image(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "tools.vm", "boot", "--image",
+         str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "boot failed: missing" in proc.stderr
