@@ -223,6 +223,47 @@ def test_s_client_and_the_pcap_show_the_staple(
     assert _handshake_messages(second)[0][0] == 2
 
 
+def test_openssl_ocsp_and_the_crl_through_the_forward(
+        tmp_path: Path) -> None:
+    """``openssl ocsp`` as the client of the guest's responder, and the
+    CRL from the guest's distribution point, both over the 127.0.0.1
+    forward of the CA's port 8080."""
+    import urllib.request
+
+    from services.crl.policy import check_crl
+
+    tls, http = _free_port(), _free_port()
+    with VM(_image(), append=NO_ACME, hostfwd=[(tls, 8443), (http, 8080)],
+            data_disk=make_data_disk(tmp_path / "data.img")) as vm:
+        vm.wait_for(r"CAPOS-STAPLE health=ok", LINE)
+        shown = s_client(tls, "tls1_3", "-showcerts")
+        pems = re.findall(r"-----BEGIN CERTIFICATE-----.*?-----END "
+                          r"CERTIFICATE-----",
+                          shown[shown.index("Certificate chain"):], re.S)
+        (tmp_path / "leaf.pem").write_text(pems[0] + "\n")
+        (tmp_path / "ca.pem").write_text(pems[1] + "\n")
+        proc = subprocess.run(
+            ["openssl", "ocsp", "-issuer", str(tmp_path / "ca.pem"),
+             "-cert", str(tmp_path / "leaf.pem"), "-CAfile",
+             str(tmp_path / "ca.pem"), "-url",
+             f"http://127.0.0.1:{http}/ocsp"],
+            capture_output=True, text=True, timeout=120)
+        with urllib.request.urlopen(f"http://127.0.0.1:{http}/crl",
+                                    timeout=60) as resp:
+            crl = resp.read()
+            ctype = resp.headers["Content-Type"]
+        answers = records(vm, "ca", "issue")
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text
+    assert "Response verify OK" in text
+    assert f"{tmp_path / 'leaf.pem'}: good" in text
+    issuer = x509.load_pem_x509_certificate(pems[1].encode())
+    checked = check_crl(crl, issuer, dt.datetime.now(dt.UTC))
+    assert ctype == "application/pkix-crl"
+    assert checked.entries == {}
+    assert [r["outcome"] for r in answers] == ["ok"]
+
+
 def _key_hash(issuer: x509.Certificate) -> bytes:
     from services.ocsp.policy import issuer_hashes
 
