@@ -217,10 +217,13 @@ class VerifiedPath:
     def ocsp_status(self) -> str:
         """The schema ``OcspStatus`` for ``ValidChain.ocspStatus``.
 
-        A soft-fail is ``responderUnreachable``: no status was had.
+        A soft-fail is ``responderUnreachable`` (no status was had),
+        or ``unknown`` when a responder said so.
         """
         rev = self.revocation
-        if rev is None or rev.outcome == "softFail":
+        if rev is None:
+            return "responderUnreachable"
+        if rev.outcome == "softFail" and rev.ocsp_status != "unknown":
             return "responderUnreachable"
         return rev.ocsp_status
 

@@ -56,6 +56,7 @@ from services._runtime.audit import AuditEvent, AuditSink
 from services._runtime.clock import Clock, epoch_seconds, from_epoch
 from services._runtime.schema import pki
 from services.ocsp import errors as ocsp_errors
+from services.ocsp.transport import MAX_RESPONSE
 from services.x509.boundary import reason_of
 from services.x509.certificate_impl import CertificateImpl, write_name
 from services.x509.errors import Reason, ServiceError, VerificationError
@@ -82,6 +83,8 @@ from services.x509.trust import (
 ANCHOR_CACHE_SIZE = 16
 #: Anchors read from one store; Mozilla's program has about 150.
 MAX_STORE_ANCHORS = 1024
+#: Largest stapled response taken (the OCSP client's own limit).
+MAX_STAPLE = MAX_RESPONSE
 
 
 async def fetch_ders(certs: Any) -> list[bytes]:
@@ -355,6 +358,10 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
         try:
             if isinstance(store, ServiceError):
                 raise store
+            if staple is not None and len(staple) > MAX_STAPLE:
+                raise ServiceError(
+                    Reason.policyViolation,
+                    f"staple of {len(staple)} B is over {MAX_STAPLE} B")
             certs = [self._parse(d) for d in chain_ders]
             crls, problems = await self._crls_for(certs)
             built = self._verify(certs, store, purpose_name, at, hostname)

@@ -15,19 +15,25 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from services._runtime.audit import AuditEvent, MemoryAuditSink
+from services._runtime.host import ServiceContext
 from services._runtime.schema import pki
 from services.crl.store_impl import CrlCache, CrlStoreImpl
 from services.crl.transport import CallableCrlSource
+from services.ocsp.model import StatusAnswer
+from services.ocsp.responder import ResponderCore, ca_signer
 from services.ocsp.responder_impl import OcspResponderImpl
 from services.ocsp.transport import HttpTransport
+from services.verifier import service as verifier_service
 from services.x509.chain_impl import CertificateChainImpl
 from services.x509.model import parse_certificate
 from services.x509.policy import WEB_PKI_LENIENT, VerificationPolicy
@@ -356,3 +362,114 @@ def test_12e_must_staple_client_table(w: World, make: object, which: str,
     # The verifier never asks the responder for a must-staple leaf.
     assert not [e for e in got.audit.events
                 if e.capability == "ocspResponder"]
+
+
+# --- malformed, oversized and unknown evidence ------------------------
+
+def test_malformed_staple(w: World) -> None:
+    must = w.leaf(must_staple=True)
+    got = verify(w, must, staple=b"\x30\x03\x0a\x01\x00garbage")
+    assert (got.which, got.reason) == ("invalid", "ocspUnavailable")
+    assert got.detail.startswith("malformed: must-staple: stapled "
+                                 "response unusable")
+    # A normal leaf: the broken staple is no evidence; the responder is
+    # asked instead and its good answer passes.
+    leaf = w.leaf()
+    ok = verify(w, leaf, policy=HARD, staple=b"junk", responder=True)
+    assert (ok.which, ok.ocsp_status) == ("valid", "good")
+    detail = ok.event("verifyChainWithStaple").detail
+    assert "revocation=ocsp" in detail
+    assert "ocspStaple unusable: malformed" in detail
+
+
+def test_oversized_staple_is_refused_and_audited(w: World) -> None:
+    leaf = w.leaf()
+    got = verify(w, leaf, staple=b"\x00" * (64 * 1024 + 1))
+    assert (got.which, got.reason) == ("invalid", "policyViolation")
+    assert got.detail == "staple of 65537 B is over 65536 B"
+    assert got.event("verifyChainWithStaple").reason == "policyViolation"
+
+
+def test_unknown_status_is_reported_not_good(w: World) -> None:
+    leaf = w.leaf()
+    unknown = ResponderCore(w.ca.cert, ca_signer(w.ca),
+                            lambda _serial: StatusAnswer("unknown"),
+                            2 * HOUR)
+    staple = w.respond(leaf, unknown)
+    soft = verify(w, leaf, staple=staple)
+    assert (soft.which, soft.ocsp_status) == ("valid", "unknown")
+    assert "ocspStaple says unknown" in soft.event(
+        "verifyChainWithStaple").detail
+    hard = verify(w, leaf, policy=HARD, staple=staple)
+    assert (hard.which, hard.reason) == ("invalid", "ocspUnavailable")
+    assert "ocspStaple says unknown" in hard.detail
+    must = w.leaf(must_staple=True)
+    got = verify(w, must, staple=w.respond(must, unknown))
+    assert (got.which, got.reason) == ("invalid", "ocspUnavailable")
+    assert got.detail.startswith("statusUnknown: must-staple")
+
+
+# --- the booted service: evidence capabilities are grants -------------
+
+@dataclasses.dataclass
+class _Granted:
+    """A grant as the service host hands it over (an AnyPointer)."""
+
+    cap: Any
+
+    def as_interface(self, interface: Any) -> Any:
+        return self.cap.cast_as(interface)
+
+
+def test_verifier_service_uses_a_granted_responder(w: World) -> None:
+    presets = (Path(__file__).resolve().parents[3]
+               / "bootmanifest/presets.json").read_text()
+    inputs = {"presets": json.dumps(json.loads(presets)["presets"])
+              .encode()}
+    leaf = w.leaf()
+    audit = MemoryAuditSink()
+
+    async def one(grants: dict[str, Any]) -> str:
+        ctx = ServiceContext(name="verifier", grants=grants, inputs=inputs,
+                             settings={}, clock=w.clock, audit=audit)
+        exports = await verifier_service.build(ctx)
+        async with serve(exports["webPkiLenient"],
+                         pki().CertVerifier) as verifier:
+            reply = await verifier.verifyChain(
+                CertificateChainImpl([parse_certificate(
+                    leaf.public_bytes(Encoding.DER))]),
+                TrustStoreImpl(TrustStoreCore((Anchor(
+                    parse_certificate(w.ca.cert_der), "root"),))),
+                "tlsServerAuth", 0, HOST)
+            return str(reply.outcome.valid.ocspStatus)
+
+    async def main() -> tuple[str, str]:
+        async with serve(OcspResponderImpl(HttpTransport(), audit=audit,
+                                           clock=w.clock),
+                         pki().OcspResponder) as ocsp:
+            granted = await one({"ocspResponder": _Granted(ocsp)})
+        return granted, await one({})
+
+    assert run(main) == ("good", "responderUnreachable")
+
+
+# --- the host command line takes a staple -----------------------------
+
+def test_command_line_verifies_with_a_staple(
+        w: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tools import verify as cli
+
+    leaf = w.leaf(must_staple=True)
+    (tmp_path / "leaf.pem").write_bytes(leaf.public_bytes(Encoding.PEM))
+    (tmp_path / "root.pem").write_bytes(w.ca.cert.public_bytes(
+        Encoding.PEM))
+    (tmp_path / "staple.der").write_bytes(w.respond(leaf))
+    args = [str(tmp_path / "leaf.pem"), "--anchor",
+            str(tmp_path / "root.pem"), "--hostname", HOST,
+            "--at", T0.isoformat(), "--json"]
+    assert cli.main(args) == cli.EXIT_INVALID
+    missing = json.loads(capsys.readouterr().out)
+    assert missing["reason"] == "mustStapleMissing"
+    assert cli.main([*args, "--staple", str(tmp_path / "staple.der")]) == (
+        cli.EXIT_VALID)
+    assert json.loads(capsys.readouterr().out)["ocspStatus"] == "good"
