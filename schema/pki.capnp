@@ -384,6 +384,11 @@ struct ValidChain {
   path @4 :List(Certificate);
   # The verified path, leaf first, anchor last: what was actually built,
   # not the list the peer sent. PinSet matches pins against it.
+  revocation @5 :Text;
+  # What revocation passed on: "ocspStaple", "ocsp", "crl", "shortLived"
+  # or "anchor"; or "softFail" (ocspStatus responderUnreachable or
+  # unknown) when there was no evidence and requireOcsp is off. Then
+  # ": " and the notes (what was seen and not used, and why).
 }
 
 struct VerificationFailure {

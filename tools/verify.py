@@ -191,6 +191,7 @@ async def verify(chain: list[bytes], anchors: list[Anchor],
             notAfter=dt.datetime.fromtimestamp(
                 outcome.valid.notAfter, dt.UTC).isoformat(),
             ocspStatus=str(outcome.valid.ocspStatus),
+            revocation=outcome.valid.revocation,
             sctCount=outcome.valid.sctCount,
         )
     else:
@@ -265,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  anchor: {result['anchor']}")
         print(f"  path: {len(result['path'])} certificates, valid until "
               f"{result['notAfter']}")
-        print(f"  revocation: ocspStatus {result['ocspStatus']}")
+        print(f"  revocation: ocspStatus {result['ocspStatus']}, "
+              f"{result['revocation']}")
         print(f"  policy {args.policy}, purpose {args.purpose}, "
               f"at {result['at']}")
     else:

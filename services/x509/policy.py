@@ -929,9 +929,11 @@ def decide_revocation(verified: VerifiedPath, at: dt.datetime,
                 leaf.cert, issuer.cert, at, rev, staple=staple,
                 fetched=fetched, crl=by_issuer.get(leaf.issuer.der))
         except ocsp_errors.RevocationError as err:
+            context = {k: v for k, v in err.context.items()
+                       if k != "serial"}  # _fail writes it, as hex
             raise _fail(Reason(err.reason.value),
                         "; ".join([err.detail, *extra]), leaf,
-                        problem=err.problem.value, **err.context) from err
+                        problem=err.problem.value, **context) from err
     if ca_notes and rev.require_ocsp:
         raise _fail(Reason.ocspUnavailable,
                     "requireOcsp: " + "; ".join(ca_notes), path[0],

@@ -41,7 +41,9 @@ short-lived). A verifier minted without a responder cannot fetch, so
 it soft-fails, or fails ``ocspUnavailable`` under ``requireOcsp``. The
 decision itself is :func:`services.x509.policy.decide_revocation`. A
 soft-fail is reported: ``ValidChain.ocspStatus = responderUnreachable``
-and the audit record's detail says ``revocation soft-fail`` and why.
+(``unknown`` if a responder said so), ``ValidChain.revocation`` starts
+``softFail:`` with the notes, and the audit record's detail says
+``revocation soft-fail`` and why.
 """
 
 from __future__ import annotations
@@ -380,6 +382,8 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
         valid.anchor = CertificateImpl(result.anchor)
         valid.sctCount = result.sct_count
         valid.ocspStatus = result.ocsp_status
+        basis = "softFail" if rev.outcome == "softFail" else rev.source
+        valid.revocation = f"{basis}: {rev.note}" if rev.note else basis
         valid.notAfter = epoch_seconds(result.not_after)
         path = valid.init("path", len(result.path))
         for i, cert in enumerate(result.path):

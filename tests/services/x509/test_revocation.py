@@ -68,6 +68,7 @@ class Outcome:
     detail: str
     ocsp_status: str
     audit: MemoryAuditSink
+    revocation: str = ""
 
     def event(self, operation: str) -> AuditEvent:
         """The one verifier record of ``operation``."""
@@ -117,7 +118,7 @@ def verify(w: World, leaf: x509.Certificate, *,
             out = reply.outcome
             if out.which() == "valid":
                 return Outcome("valid", "", "", str(out.valid.ocspStatus),
-                               audit)
+                               audit, out.valid.revocation)
             return Outcome("invalid", str(out.invalid.reason),
                            out.invalid.detail, "", audit)
 
@@ -134,6 +135,7 @@ def test_good_staple_passes_with_ocsp_status_good(w: World) -> None:
     leaf = w.leaf()
     got = verify(w, leaf, policy=HARD, staple=w.respond(leaf))
     assert (got.which, got.ocsp_status) == ("valid", "good")
+    assert got.revocation == "ocspStaple"
     event = got.event("verifyChainWithStaple")
     assert (event.outcome, event.reason) == ("ok", "")
     assert "revocation=ocspStaple ocspStatus=good" in event.detail
@@ -232,6 +234,8 @@ def test_soft_fail_says_so_in_outcome_and_audit(w: World) -> None:
     w.server.stop()
     got = verify(w, leaf, responder=True)
     assert (got.which, got.ocsp_status) == ("valid", "responderUnreachable")
+    assert got.revocation.startswith("softFail: ")
+    assert "ocsp responder unreachable" in got.revocation
     event = got.event("verifyChain")
     assert (event.outcome, event.reason) == ("ok", "")
     assert "revocation soft-fail ocspStatus=responderUnreachable" in (
@@ -290,6 +294,7 @@ def test_short_lived_passes_without_evidence_under_require_ocsp(
     leaf = w.leaf(lifetime=10 * 86400)
     got = verify(w, leaf, policy=HARD)
     assert (got.which, got.ocsp_status) == ("valid", "stapledAbsent")
+    assert got.revocation == "shortLived"
     assert "revocation=shortLived" in got.event("verifyChain").detail
     longer = w.leaf(lifetime=10 * 86400 + 1)
     assert verify(w, longer, policy=HARD).reason == "ocspUnavailable"
@@ -302,6 +307,7 @@ def test_fresh_crl_passes_and_listed_serial_is_revoked(w: World) -> None:
     crl = crl_der(w)
     got = verify(w, leaf, policy=HARD, crl=crl)
     assert (got.which, got.ocsp_status) == ("valid", "stapledAbsent")
+    assert got.revocation == "crl"
     assert "revocation=crl" in got.event("verifyChain").detail
     listed = verify(w, bad, policy=SOFT, crl=crl, host="bad.example.com")
     assert (listed.which, listed.reason) == ("invalid", "revoked")
@@ -472,4 +478,5 @@ def test_command_line_verifies_with_a_staple(
     assert missing["reason"] == "mustStapleMissing"
     assert cli.main([*args, "--staple", str(tmp_path / "staple.der")]) == (
         cli.EXIT_VALID)
-    assert json.loads(capsys.readouterr().out)["ocspStatus"] == "good"
+    good = json.loads(capsys.readouterr().out)
+    assert (good["ocspStatus"], good["revocation"]) == ("good", "ocspStaple")

@@ -117,3 +117,18 @@ def test_naive_time_is_refused() -> None:
     with pytest.raises(ValueError):
         decide_revocation(built(), dt.datetime(2026, 1, 15),
                           WEB_PKI_LENIENT)
+
+
+def test_revoked_leaf_carries_time_reason_and_serial() -> None:
+    h = f.hierarchy()
+    listed = crl(h.inter, (h.leaf.cert.serial_number,))
+    with pytest.raises(VerificationError) as info:
+        decide_revocation(built(), f.T0, WEB_PKI_LENIENT, crls=(listed,))
+    err = info.value
+    assert err.reason is Reason.revoked
+    assert err.context["revocation_time"] == f.T0 - f.DAY
+    assert err.context["revocation_reason"] == "caCompromise"
+    assert err.context["serial"] == parse_certificate(h.leaf.der).serial.hex()
+    assert err.detail.startswith(
+        f"revoked: crl: revoked at {(f.T0 - f.DAY).isoformat()} "
+        "(caCompromise)")
