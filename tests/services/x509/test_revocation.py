@@ -22,16 +22,22 @@ from typing import Any
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from services._runtime.audit import AuditEvent, MemoryAuditSink
 from services._runtime.host import ServiceContext
 from services._runtime.schema import pki
+from services.ca import policy as ca_policy
+from services.ca.model import IssuancePolicy, parse_request
 from services.crl.store_impl import CrlCache, CrlStoreImpl
 from services.crl.transport import CallableCrlSource
 from services.ocsp.model import StatusAnswer
 from services.ocsp.responder import ResponderCore, ca_signer
 from services.ocsp.responder_impl import OcspResponderImpl
+from services.ocsp.staple_tls import StaplingTLSServer, client_handshake
+from services.ocsp.stapler import StaplerCore
+from services.ocsp.stapler_impl import OcspStaplerImpl
 from services.ocsp.transport import HttpTransport
 from services.verifier import service as verifier_service
 from services.x509.chain_impl import CertificateChainImpl
@@ -40,6 +46,7 @@ from services.x509.policy import WEB_PKI_LENIENT, VerificationPolicy
 from services.x509.trust import Anchor, TrustStoreCore
 from services.x509.truststore_impl import TrustStoreImpl
 from services.x509.verifier_impl import CertVerifierImpl
+from tests.services.ca import helpers as h
 from tests.services.ocsp.pkiworld import (
     HOUR,
     T0,
@@ -480,3 +487,56 @@ def test_command_line_verifies_with_a_staple(
         cli.EXIT_VALID)
     good = json.loads(capsys.readouterr().out)
     assert (good["ocspStatus"], good["revocation"]) == ("good", "ocspStaple")
+
+
+# --- end to end: staple from a real TLS handshake into the verifier ---
+
+def test_staple_from_the_tls_handshake_into_the_verifier(w: World) -> None:
+    audit = MemoryAuditSink()
+    key = ec.generate_private_key(ec.SECP256R1())
+    record = w.ca.issue(ca_policy.admit(
+        IssuancePolicy(must_staple=True),
+        parse_request(h.csr([HOST], key), (), 0, ())))
+    leaf_cert = parse_certificate(record.der)
+    stapler = OcspStaplerImpl(StaplerCore(None, w.clock, audit))
+    when = T0 + dt.timedelta(minutes=30)
+
+    async def main() -> list[tuple[str, str, str]]:
+        seen = []
+        async with serve(OcspResponderImpl(HttpTransport(), audit=audit,
+                                           clock=w.clock),
+                         pki().OcspResponder) as responder, serve(
+                CertVerifierImpl(SOFT, audit=audit, clock=w.clock,
+                                 name="rev"), pki().CertVerifier) as verifier:
+            await stapler.attach(pki().CertificateChain._new_client(
+                CertificateChainImpl([leaf_cert, parse_certificate(
+                    w.ca.cert_der)])), responder)
+            trust = TrustStoreImpl(TrustStoreCore((Anchor(
+                parse_certificate(w.ca.cert_der), "root"),)))
+            with StaplingTLSServer(key, [record.der, w.ca.cert_der],
+                                   stapler.current_der) as tls:
+                for step in range(2):
+                    if step:
+                        w.ca.revoke(leaf_cert.cert.serial_number,
+                                    "keyCompromise", when)
+                        w.clock.advance(HOUR.total_seconds())
+                        await stapler.maintain(_no_sleep, rounds=1)
+                    staple = client_handshake(tls.port)
+                    out = (await verifier.verifyChainWithStaple(
+                        CertificateChainImpl([leaf_cert]), trust,
+                        "tlsServerAuth", 0, HOST, staple)).outcome
+                    seen.append(
+                        ("valid", str(out.valid.ocspStatus), "")
+                        if out.which() == "valid" else
+                        ("invalid", str(out.invalid.reason),
+                         out.invalid.detail))
+        return seen
+
+    first, second = run(main)
+    assert first == ("valid", "good", "")
+    assert second[:2] == ("invalid", "revoked")
+    assert f"revoked at {when.isoformat()} (keyCompromise)" in second[2]
+
+
+async def _no_sleep(seconds: float) -> None:
+    del seconds

@@ -44,7 +44,7 @@ def crl(issuer: f.Issued, revoked: tuple[int, ...] = (), *,
             .revocation_date(f.T0 - f.DAY)
             .add_extension(x509.CRLReason(x509.ReasonFlags.ca_compromise),
                            critical=False).build())
-    signed = builder.sign(issuer.key, hashes.SHA256())  # type: ignore
+    signed = builder.sign(issuer.key, hashes.SHA256())
     return signed.public_bytes(Encoding.DER)
 
 
