@@ -293,7 +293,9 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
                 atEpochSeconds=epoch_seconds(at))
         except Exception as err:  # capnp.KjException, from the peer
             reason, detail = reason_of(err)
-            return None, f"ocsp responder unreachable: {reason}: {detail}"
+            what = ("unreachable" if detail.startswith("unreachable")
+                    else "gave no usable status")
+            return None, f"ocsp responder {what}: {reason}: {detail}"
         return bytes(reply.response.der), ""
 
     async def _revocation(self, built: VerifiedPath, at: Any,

@@ -540,3 +540,15 @@ def test_staple_from_the_tls_handshake_into_the_verifier(w: World) -> None:
 
 async def _no_sleep(seconds: float) -> None:
     del seconds
+
+
+def test_responder_answer_the_verifier_cannot_use(w: World) -> None:
+    leaf = w.leaf()
+    # The responder signs through a delegate without id-kp-OCSPSigning:
+    # the responder capability refuses it, and the verifier says why.
+    rogue = core_with(w, odd_signer(w.ca, eku=False))
+    w.server.answer = rogue.respond
+    got = verify(w, leaf, policy=HARD, responder=True)
+    assert (got.which, got.reason) == ("invalid", "ocspUnavailable")
+    assert "ocsp responder gave no usable status: badEku: " \
+        "responderNotOcspSigning" in got.detail
