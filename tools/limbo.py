@@ -23,7 +23,8 @@ How a testcase maps onto the schema:
   ``maxChainLength`` of that many intermediates plus the leaf and the
   anchor (the schema counts certificates on the built path).
 - ``crls`` go into a ``CrlStore`` capability the case's verifier is
-  minted with (``verifyChain`` itself takes no revocation evidence).
+  minted with, under ``requireOcsp`` (hard-fail revocation: the corpus
+  expects an unusable CRL to fail the chain).
 - ``extended_key_usage`` is implied by the purpose (serverAuth for
   SERVER, clientAuth for CLIENT, the only values the corpus uses) and
   checked to be so; ``key_usage`` (digitalSignature, two online cases)
@@ -174,6 +175,11 @@ def policy_for(case: Case) -> Any:
     if case.max_chain_depth is not None:
         policy = dataclasses.replace(
             policy, max_chain_length=min(case.max_chain_depth + 2, 255))
+    if case.crls:
+        # A case that supplies CRLs expects hard-fail revocation: an
+        # unusable CRL is no evidence, and then the chain must fail
+        # (field report 13a: "under hard-fail it fails").
+        policy = dataclasses.replace(policy, require_ocsp=True)
     return policy
 
 

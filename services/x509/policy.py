@@ -45,13 +45,22 @@ issuer name and signature (budgeted) and runs this module's checks on
 it; pyca's text is the fallback only for what pyca alone checks (name
 constraints, extension profile).
 
-Revocation: CRLs handed in (from the ``CrlStore`` a verifier is minted
-with) are checked by :mod:`services.crl.policy` against the built path.
+Revocation (DESIGN.md section 6; RFC 6960, RFC 7633, RFC 5280 6.3):
+:func:`decide_revocation` runs on the built path. The leaf's decision is
+:func:`services.ocsp.evidence.check_revocation` (the one revocation
+check of the platform) over the evidence handed in: a stapled OCSP
+response, a response the verifier fetched through its ``OcspResponder``
+capability, and the issuer's CRL (from its ``CrlStore``); a good
+response, a fresh CRL or a short-lived leaf passes, must-staple and
+``staplingRequired`` need a good staple, ``requireOcsp`` turns missing
+evidence into ``ocspUnavailable``, and otherwise the chain soft-fails
+and the result says so. The CA certificates of the path are checked
+against their issuers' CRLs when given (listed: ``revoked``; unusable:
+noted, and ``ocspUnavailable`` under ``requireOcsp``).
 
-Limitations: SCT signature verification and OCSP are not implemented
-here; a policy with ``min_scts > 0`` fails ``insufficientScts`` and one
-with ``require_ocsp`` fails ``ocspUnavailable`` unless the leaf is
-short-lived (DESIGN.md section 6), never silently passes.
+Limitations: SCT signature verification is not implemented here; a
+policy with ``min_scts > 0`` fails ``insufficientScts`` rather than
+silently passing.
 """
 
 from __future__ import annotations
@@ -61,7 +70,7 @@ import datetime as dt
 import functools
 import ipaddress
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import idna
@@ -70,6 +79,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import verification as pv
 
+from services.crl.errors import CrlError
+from services.crl.policy import check_crl, lookup
+from services.ocsp import errors as ocsp_errors
+from services.ocsp import evidence
 from services.x509.errors import Reason, VerificationError
 from services.x509.model import ParsedCertificate
 
@@ -82,7 +95,7 @@ DIAGNOSE_BUDGET = 64
 
 #: A leaf valid for this long or less passes revocation without OCSP
 #: (DESIGN.md section 6; CA/B Forum BR 4.9.10 short-lived certificates).
-SHORT_LIVED = dt.timedelta(days=10)
+SHORT_LIVED = evidence.SHORT_LIVED
 
 MODERN_ALGORITHMS = ("rsa2048", "rsa3072", "rsa4096", "ecdsaP256",
                      "ecdsaP384", "ecdsaP521", "ed25519")
@@ -197,6 +210,22 @@ class VerifiedPath:
     anchor: ParsedCertificate
     not_after: dt.datetime
     sct_count: int
+    #: How revocation passed (None until :func:`decide_revocation`).
+    revocation: evidence.RevocationEvidence | None = None
+
+    @property
+    def ocsp_status(self) -> str:
+        """The schema ``OcspStatus`` for ``ValidChain.ocspStatus``.
+
+        A soft-fail is ``responderUnreachable`` (no status was had),
+        or ``unknown`` when a responder said so.
+        """
+        rev = self.revocation
+        if rev is None:
+            return "responderUnreachable"
+        if rev.outcome == "softFail" and rev.ocsp_status != "unknown":
+            return "responderUnreachable"
+        return rev.ocsp_status
 
 
 def _fail(reason: Reason, detail: str, cert: ParsedCertificate | None = None,
@@ -804,41 +833,114 @@ def _diagnose(err: pv.VerificationError, leaf: ParsedCertificate,
     return _fail(Reason.unknownAnchor, f"no path to a trust anchor: {text}")
 
 
-def check_revocation(path: Sequence[ParsedCertificate],
-                     crls: Sequence[bytes], at: dt.datetime,
-                     skew: dt.timedelta) -> None:
-    """Every certificate of ``path`` against its issuer's CRL, if given.
+def revocation_policy(policy: VerificationPolicy) -> (
+        evidence.RevocationPolicy):
+    """The revocation part of ``policy`` (DESIGN.md section 6)."""
+    return evidence.RevocationPolicy(
+        require_ocsp=policy.require_ocsp,
+        stapling_required=policy.stapling_required,
+        short_lived=SHORT_LIVED,
+        skew=dt.timedelta(seconds=policy.clock_skew_seconds))
 
-    A CRL counts for a certificate when it names the certificate's
-    issuer (RFC 5280 section 6.3.3 (b)); it is then checked by
-    :func:`services.crl.policy.check_crl` at ``at`` and must be usable,
-    or the path fails closed with the CRL problem as detail. A listed
-    serial fails ``revoked``.
-    """
-    from services.crl.errors import CrlError
-    from services.crl.policy import check_crl, lookup
-    by_issuer: dict[bytes, list[bytes]] = {}
+
+def _crls_by_issuer(crls: Sequence[bytes]) -> dict[bytes, bytes]:
+    by_issuer: dict[bytes, bytes] = {}
     for der in crls:
         try:
             name = x509.load_der_x509_crl(der).issuer.public_bytes()
         except ValueError as err:
             raise _fail(Reason.policyViolation,
                         f"crlMalformed: {str(err)[:80]}") from err
-        by_issuer.setdefault(name, []).append(der)
-    for cert, issuer in itertools.pairwise(path):
-        for der in by_issuer.get(cert.issuer.der, ()):
-            try:
-                entry = lookup(check_crl(der, issuer.cert, at, skew=skew),
-                               cert.cert)
-            except CrlError as err:
-                raise _fail(Reason(err.reason.value),
-                            f"CRL of {issuer.subject.rfc4514} unusable: "
-                            f"{err.detail}", cert) from err
-            if entry is not None:
-                raise _fail(Reason.revoked,
-                            f"certificate revoked ({entry.reason}) on its "
-                            "issuer's CRL", cert,
-                            revoked_at=entry.revoked_at)
+        by_issuer.setdefault(name, der)
+    return by_issuer
+
+
+def _check_ca_crls(path: Sequence[ParsedCertificate],
+                   by_issuer: dict[bytes, bytes],
+                   problems: Mapping[bytes, str], at: dt.datetime,
+                   rev: evidence.RevocationPolicy) -> list[str]:
+    """The CA certificates of ``path`` (leaf and anchor excepted)
+    against their issuers' CRLs; what was unusable, as notes."""
+    notes = []
+    for cert, issuer in itertools.pairwise(path[1:]):
+        der = by_issuer.get(cert.issuer.der)
+        if der is None:
+            if cert.issuer.der in problems:
+                notes.append(f"crl of {issuer.subject.rfc4514} unusable "
+                             f"for {_who(cert)}: "
+                             f"{problems[cert.issuer.der]}")
+            continue
+        try:
+            entry = lookup(check_crl(der, issuer.cert, at, skew=rev.skew,
+                                     allow_sha1=rev.allow_sha1), cert.cert)
+        except CrlError as err:
+            notes.append(f"crl of {issuer.subject.rfc4514} unusable for "
+                         f"{_who(cert)}: {err.detail}")
+            continue
+        if entry is not None:
+            stamp = entry.revoked_at.isoformat()
+            raise _fail(Reason.revoked,
+                        f"crl: revoked at {stamp} ({entry.reason})", cert,
+                        revocation_time=entry.revoked_at,
+                        revocation_reason=entry.reason, source="crl")
+    return notes
+
+
+def decide_revocation(verified: VerifiedPath, at: dt.datetime,
+                      policy: VerificationPolicy, *,
+                      staple: bytes | None = None,
+                      fetched: bytes | None = None,
+                      crls: Sequence[bytes] = (),
+                      crl_problems: Mapping[bytes, str] | None = None,
+                      notes: Sequence[str] = ()) -> VerifiedPath:
+    """Revocation of a built path: ``verified`` with its evidence.
+
+    :param staple: the OCSP response stapled in the handshake (DER).
+    :param fetched: a response the verifier fetched for the leaf.
+    :param crls: DER CRLs (any issuers; each is used for the
+        certificates its issuer issued on the path).
+    :param crl_problems: issuer name (DER) -> why its CRL could not be
+        had (a ``CrlStore`` refusal); that issuer's CRL is unusable.
+    :param notes: what else the caller could not get (a responder that
+        did not answer), for the outcome.
+    :raises VerificationError: ``revoked`` (detail with the time and
+        reason; context ``revocation_time``, ``revocation_reason``),
+        ``mustStapleMissing`` or ``ocspUnavailable``.
+    """
+    if at.tzinfo is None:
+        raise ValueError("validation time must be timezone-aware")
+    at = at.replace(microsecond=0)
+    rev = revocation_policy(policy)
+    path = verified.path
+    by_issuer = _crls_by_issuer(crls)
+    problems = crl_problems or {}
+    ca_notes = _check_ca_crls(path, by_issuer, problems, at, rev)
+    extra = [*notes, *ca_notes]
+    if len(path) >= 2 and path[0].issuer.der in problems:
+        extra.append(f"crl of {path[1].subject.rfc4514} unusable: "
+                     f"{problems[path[0].issuer.der]}")
+    if len(path) < 2:  # the leaf is itself a trust anchor
+        found = evidence.RevocationEvidence("good", "anchor",
+                                            "stapledAbsent")
+    else:
+        leaf, issuer = path[0], path[1]
+        try:
+            found = evidence.check_revocation(
+                leaf.cert, issuer.cert, at, rev, staple=staple,
+                fetched=fetched, crl=by_issuer.get(leaf.issuer.der))
+        except ocsp_errors.RevocationError as err:
+            context = {k: v for k, v in err.context.items()
+                       if k != "serial"}  # _fail writes it, as hex
+            raise _fail(Reason(err.reason.value),
+                        "; ".join([err.detail, *extra]), leaf,
+                        problem=err.problem.value, **context) from err
+    if ca_notes and rev.require_ocsp:
+        raise _fail(Reason.ocspUnavailable,
+                    "requireOcsp: " + "; ".join(ca_notes), path[0],
+                    problem=ocsp_errors.Problem.crlUnusable.value)
+    if extra:
+        found = dataclasses.replace(found, notes=(*found.notes, *extra))
+    return dataclasses.replace(verified, revocation=found)
 
 
 def verify_chain(leaf: ParsedCertificate,
@@ -846,8 +948,29 @@ def verify_chain(leaf: ParsedCertificate,
                  anchors: Sequence[ParsedCertificate],
                  purpose: str, at: dt.datetime, hostname: str,
                  policy: VerificationPolicy,
-                 crls: Sequence[bytes] = ()) -> VerifiedPath:
-    """Verify ``leaf`` up to one of ``anchors`` at time ``at``.
+                 crls: Sequence[bytes] = (), *,
+                 staple: bytes | None = None,
+                 fetched: bytes | None = None) -> VerifiedPath:
+    """:func:`build_path`, then :func:`decide_revocation` on it.
+
+    :param crls: DER CRLs to check the built path against (from a
+        ``CrlStore``).
+    :param staple: the stapled OCSP response, if the handshake had one.
+    :param fetched: an OCSP response fetched for the leaf.
+    """
+    built = build_path(leaf, intermediates, anchors, purpose, at,
+                       hostname, policy)
+    return decide_revocation(built, at, policy, staple=staple,
+                             fetched=fetched, crls=crls)
+
+
+def build_path(leaf: ParsedCertificate,
+               intermediates: Sequence[ParsedCertificate],
+               anchors: Sequence[ParsedCertificate],
+               purpose: str, at: dt.datetime, hostname: str,
+               policy: VerificationPolicy) -> VerifiedPath:
+    """Verify ``leaf`` up to one of ``anchors`` at time ``at``, all but
+    revocation (whose evidence may depend on the path built).
 
     :param purpose: a schema CertPurpose name (``ctLog`` is not a chain
         purpose and fails ``policyViolation``).
@@ -855,9 +978,7 @@ def verify_chain(leaf: ParsedCertificate,
     :param hostname: for ``tlsServerAuth`` the reference identity (DNS
         name, U- or A-label, or IP address); for the other purposes
         optional comma-separated identities the leaf must name.
-    :param crls: DER CRLs to check the built path against (from a
-        ``CrlStore``); none means revocation is left to ``requireOcsp``.
-    :returns: the verified path.
+    :returns: the verified path, ``revocation`` not yet decided.
     :raises VerificationError: with a FailureReason of :class:`Reason`.
     """
     if at.tzinfo is None:
@@ -923,18 +1044,11 @@ def verify_chain(leaf: ParsedCertificate,
     by_der = {c.der: c for c in [leaf, *pool.certs, *anchors]}
     path = tuple(by_der[c.public_bytes(Encoding.DER)] for c in chain)
     _check_path(path, purpose, at, policy)
-    if crls:
-        check_revocation(path, crls, at, skew)
     anchor = path[-1]
     sct_count = len(leaf.scts)
     if sct_count < policy.min_scts:
         raise _fail(Reason.insufficientScts,
                     f"{sct_count} SCTs, policy needs {policy.min_scts}")
-    if leaf.has_must_staple or policy.stapling_required:
-        raise _fail(Reason.mustStapleMissing, "no stapled OCSP response")
-    if policy.require_ocsp and (
-            leaf.not_after - leaf.not_before > SHORT_LIVED):
-        raise _fail(Reason.ocspUnavailable, "no OCSP responder available")
     return VerifiedPath(path=path, anchor=anchor,
                         not_after=min(c.not_after for c in path),
                         sct_count=sct_count)

@@ -327,7 +327,9 @@ def test_verifier_reports_its_preset_and_has_no_method_to_lower_it(
     impl = CertVerifierImpl(preset, audit=MemoryAuditSink(),
                             clock=FakeClock(f.T0))
     methods = set(pki().CertVerifier.schema.method_names)
-    assert methods == {"verifyChain", "verifySignature", "policy"}
+    # verifyChainWithStaple adds evidence; it takes no policy.
+    assert methods == {"verifyChain", "verifySignature", "policy",
+                       "verifyChainWithStaple"}
 
     async def main() -> object:
         async with serve(impl, pki().CertVerifier) as verifier:
