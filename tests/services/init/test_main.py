@@ -123,7 +123,11 @@ def test_good_manifest_boots_and_records_version(signed, tmp_path) -> None:
         proc.stdout.close()
     ready = [x for x in lines if x.startswith("CAPOS-READY")]
     assert ready, "\n".join(lines)
-    assert ready[0].split()[1] == (
-        "services=audit,trust,verifier,certstore,acme,gateway,ca,ocsp,"
-        "tlsstaple")
+    from bootmanifest import graph
+
+    order = graph.validate(graph.parse(build.SERVICES_FILE.read_bytes()),
+                           anchor_names=["acme-server-root"])
+    assert ready[0].split()[1] == "services=" + ",".join(
+        s.name for s in order)
+    assert len(order) == 9
     assert (tmp_path / "installed-version").read_text().strip() == "5"
