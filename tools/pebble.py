@@ -36,6 +36,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tools.proc import die_with_parent
+
 log = logging.getLogger(__name__)
 
 ACME_HOST = "acme.capos.test"
@@ -206,7 +208,7 @@ class Pebble:
         logfile = self.logs / f"{name}.log"
         proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            env={**os.environ, **env},
+            env={**os.environ, **env}, preexec_fn=die_with_parent,
         )
         self._procs.append(proc)
         seen = threading.Event()

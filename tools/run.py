@@ -28,6 +28,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -52,12 +53,14 @@ class StepError(Exception):
 class Report:
     facts: dict[str, Any] = dataclasses.field(default_factory=dict)
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    current: str = ""  # the step running now
     failed: str = ""
     error: str = ""
 
 
 def step(report: Report, name: str, fn: Callable[[], Any]) -> Any:
     print(f"run: {name} ...", flush=True)
+    report.current = name
     t0 = time.monotonic()
     try:
         result = fn()
@@ -351,17 +354,33 @@ def main(argv: list[str] | None = None) -> int:
                    help="pebble's percentage of rejected nonces")
     args = p.parse_args(argv)
     report = Report()
+    # SIGTERM (kill, timeout, a cancelled CI job) unwinds like Ctrl-C, so
+    # the VM and pebble are stopped by the same finally blocks.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    code = 0
     try:
         run(args, report)
     except StepError as err:
         report.failed, report.error = err.step, err.detail
         print(f"run: FAILED at step {err.step}: {err.detail}",
               file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        report.failed = report.current or "start"
+        report.error = "interrupted; the VM and pebble were stopped"
+        print(f"run: interrupted during step {report.failed}",
+              file=sys.stderr, flush=True)
+        code = 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if args.json:
         print(json.dumps(dataclasses.asdict(report), indent=2))
     else:
         print_report(report)
-    return 1 if report.failed else 0
+    return code or (1 if report.failed else 0)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,8 @@ from types import TracebackType
 
 from qemu.qmp import QMPClient
 
+from tools.proc import die_with_parent
+
 REPO = Path(__file__).resolve().parent.parent
 LOGS = REPO / "logs"
 READY = "CAPOS-READY"
@@ -202,7 +204,8 @@ class VM:
             self._proc = subprocess.Popen(self.command(),
                                           stdin=subprocess.DEVNULL,
                                           stdout=subprocess.DEVNULL,
-                                          stderr=err)
+                                          stderr=err,
+                                          preexec_fn=die_with_parent)
         try:
             self._loop.run_until_complete(self._connect())
             self.ready_line = self.wait_for(self.ready, self.timeout)
