@@ -317,17 +317,20 @@ def print_report(report: Report) -> None:
         f"sha256 {m.get('sha256', '-')}",
         f"  trust           {m.get('anchors', '-')} anchors "
         f"({m.get('tlsAnchors', '-')} TLS), {m.get('ctLogs', '-')} CT logs "
-        f"(list {m.get('ctListVersion', '-')})",
+        f"(log list version {m.get('ctListVersion', '-')})",
         f"  boot            {f.get('bootSeconds', '-')} s to CAPOS-READY",
-        f"  ACME issuance   {f.get('issuanceSeconds', '-')} s in the guest",
+        f"  ACME issuance   {f.get('issuanceSeconds', '-')} s in the guest "
+        "(account, order with http-01, stored)",
         f"  TLS             {f.get('tlsVersion', '-')} {f.get('cipher', '-')}"
         f" (curl HTTP {f.get('httpStatus', '-')}, openssl verify "
         f"{'OK' if f.get('opensslVerify') else '-'})",
         f"  CertVerifier    {f.get('verification', '-')}",
         f"  memory          services' peak "
-        f"{f.get('memory', {}).get('servicesPeakKiB', 0) / 1024:.1f} MiB,"
-        f" guest used {f.get('memory', {}).get('guestUsedKiB', 0) / 1024:.1f}"
-        f" MiB of {f.get('memory', {}).get('baseMemoryBytes', 0) >> 20} MiB",
+        f"{f.get('memory', {}).get('servicesPeakKiB', 0) / 1024:.1f} MiB "
+        "(their cgroup's high-water mark); guest in use "
+        f"{f.get('memory', {}).get('guestUsedKiB', 0) / 1024:.1f} MiB "
+        "(kernel and in-RAM initramfs included) of "
+        f"{f.get('memory', {}).get('baseMemoryBytes', 0) >> 20} MiB",
         f"  logs            {f.get('logs', '-')}",
         f"  audit           {f.get('audit', {}).get('records', '-')} records"
         " from the guest: "
