@@ -1,5 +1,5 @@
 @0xf8442001c1ca78c6;
-# The capOS boot manifest (docs: ../../shared/DESIGN.md section 3).
+# The capOS boot manifest (docs/DESIGN.md section 3).
 #
 # A SignedManifest wraps the canonical bytes of one BootManifest. The
 # manifest schema stands alone: it imports nothing, and names of enums

@@ -1,4 +1,4 @@
-"""Field reports 1, 3, 5, 6, 7, 8 and 9 (shared/cases/field-reports.md).
+"""Field reports 1, 3, 5, 6, 7, 8 and 9 (docs/field-reports.md).
 
 Every sub-case is built here with T0 = 2026-01-15T12:00:00Z injected and
 checked against the pure verifier core. The reports' suggested reason
