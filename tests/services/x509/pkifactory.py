@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -59,7 +60,7 @@ def ca(cn: str, issuer: Issued | None = None, *, key: Key | None = None,
        ekus: tuple[x509.ObjectIdentifier, ...] | None = None,
        permitted: list[x509.GeneralName] | None = None,
        excluded: list[x509.GeneralName] | None = None,
-       hash_alg: hashes.HashAlgorithm | None = None) -> Issued:
+       hash_alg: Any = None) -> Issued:
     """A CA certificate, self-signed when ``issuer`` is None.
 
     :param subject: override the subject name (default ``name(cn)``).
@@ -89,7 +90,7 @@ def ca(cn: str, issuer: Issued | None = None, *, key: Key | None = None,
     if issuer is not None or signer is not None:
         builder = builder.add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                signer_key.public_key()), critical=False)  # type: ignore
+                signer_key.public_key()), critical=False)
     if ekus is not None:
         builder = builder.add_extension(x509.ExtendedKeyUsage(list(ekus)),
                                         critical=False)
@@ -110,7 +111,7 @@ def leaf(issuer: Issued, *, host: str = HOST, key: Key | None = None,
              ExtendedKeyUsageOID.CLIENT_AUTH),
          sans: list[x509.GeneralName] | None = None,
          subject: x509.Name | None = None,
-         hash_alg: hashes.HashAlgorithm | None = None) -> Issued:
+         hash_alg: Any = None) -> Issued:
     """An end-entity certificate for ``host``.
 
     :param signer: sign with this key instead of the issuer's (a forged
@@ -138,7 +139,7 @@ def leaf(issuer: Issued, *, host: str = HOST, key: Key | None = None,
             critical=False)
         .add_extension(_ski(key), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-            issuer.key.public_key()), critical=False)  # type: ignore
+            issuer.key.public_key()), critical=False)
     )
     if ekus is not None:
         builder = builder.add_extension(x509.ExtendedKeyUsage(list(ekus)),
