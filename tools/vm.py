@@ -41,6 +41,9 @@ FATAL = ("Initramfs unpacking failed", "Kernel panic")
 QBOOT = Path("/usr/share/qemu/qboot.rom")
 PROGRESS = ("capos-boot:", "CAPOS-STAGE", "CAPOS-READY", "CAPOS-FATAL",
             "CAPOS-GATEWAY", "CAPOS-EXIT")
+#: Guest RAM. Nine service processes and the in-RAM initramfs use about
+#: 190 MiB at ready; 384 leaves room for load and rotation.
+GUEST_MB = 384
 BOOT_TIMEOUT = 90.0  # about 3x a TCG boot (DESIGN 4a)
 
 
@@ -62,7 +65,7 @@ class VM:
     """Context manager: a booted guest with ``port`` forwarded to :443."""
 
     def __init__(self, image: Path | str = REPO / "build/image",
-                 memory_mb: int = 256, guest: str | None = None,
+                 memory_mb: int = GUEST_MB, guest: str | None = None,
                  timeout: float = BOOT_TIMEOUT, keep_log: bool = False,
                  append: str = "", machine: str = "pc",
                  hostfwd: list[tuple[int, int]] | None = None,
