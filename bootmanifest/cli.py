@@ -36,7 +36,8 @@ INT64_MAX = 2**63 - 1
 EXIT_HELP = """\
 exit codes:
   0  success (verify: manifest valid)
-  1  refused (verify: invalid, reason printed; build: bad input)
+  1  refused (verify: invalid, reason printed; build: an input file's
+     contents refused, e.g. a graph error or a bad extra anchor)
   2  usage error (bad arguments, unreadable or malformed file or key,
      out-of-range number)
 """
@@ -155,7 +156,10 @@ def _issue_time() -> int:
 def _load_key(path: Path | None) -> Any:
     try:
         return sign.load_or_create_key(path)
-    except (OSError, ValueError) as err:
+    except OSError as err:
+        raise UsageError(
+            f"key {path or sign.DEFAULT_KEY}: {err.strerror}") from err
+    except ValueError as err:
         raise UsageError(f"key {path or sign.DEFAULT_KEY}: {err}") from err
 
 
@@ -310,7 +314,10 @@ def summary(signed: bytes) -> dict[str, Any]:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    info = summary(_read(args.file))
+    try:
+        info = summary(_read(args.file))
+    except ManifestError as err:  # not a manifest at all: bad input
+        raise UsageError(f"{args.file}: {err.reason}: {err.detail}") from err
     if args.json:
         print(json.dumps(info, indent=2))
         return EXIT_OK

@@ -106,3 +106,35 @@ def test_closed_stdout_pipe_is_quiet(tmp_path: Path, base: list[str]
         os.close(write_end)
     assert proc.returncode == 141, proc.stderr
     assert proc.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["inspect", "{tmp}/random.bin"], ["random.bin", "malformed"]),
+        (["inspect", "{tmp}"], ["cannot read", "Is a directory"]),
+        (["verify", "{tmp}/random.bin", "--pubkey", "{tmp}"],
+         ["cannot read", "Is a directory"]),
+        (["verify", "{tmp}/random.bin", "--pubkey", "{tmp}/random.bin"],
+         ["--pubkey", "neither PEM nor hex"]),
+        (["verify", "{tmp}/random.bin", "--pubkey", "{tmp}/random.bin",
+          "--installed-version", "-1"],
+         ["--installed-version", "out of range"]),
+        (["pubkey", "--key", "{tmp}"], ["key", "Is a directory"]),
+    ],
+    ids=["inspect-garbage", "inspect-dir", "verify-pubkey-dir",
+         "verify-pubkey-garbage", "verify-installed-negative",
+         "pubkey-key-dir"],
+)
+def test_other_commands_bad_input_exit_two(
+        tmp_path: Path, argv: list[str], words: list[str]) -> None:
+    (tmp_path / "random.bin").write_bytes(os.urandom(512))
+    args = [a.format(tmp=tmp_path) for a in argv]
+    proc = bootmanifest(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"python -m bootmanifest {argv[0]}: error: "), \
+        last
+    for word in words:
+        assert word in last, last
