@@ -77,6 +77,7 @@ def build_manifest(report: Report) -> tuple[Path, Path]:
     from tools.pebble import CACHE, server_ca
 
     root, _, _ = server_ca(CACHE / "pebble")
+    BUILD.mkdir(exist_ok=True)  # bootmanifest build makes no directory
     out = BUILD / "manifest.bin"
     pub = BUILD / "manifest.pub"
     key = sign.load_or_create_key()
