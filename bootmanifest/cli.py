@@ -3,7 +3,10 @@
 Exit codes, for every subcommand: 0 success (``verify``: the manifest is
 valid), 1 failure (``verify``: invalid, with the reason; ``build``: an
 input was refused), 2 usage error (bad arguments, unreadable file or
-key). The real clock is read only here, through ``SystemClock``.
+key, malformed input file, out-of-range number), printed as one line
+``python -m bootmanifest <command>: error: <reason>``. Output piped into
+a reader that goes away (``| head``) ends the command quietly. The real
+clock is read only here, through ``SystemClock``.
 """
 
 from __future__ import annotations
@@ -21,15 +24,22 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 
 from bootmanifest import build, sign
-from bootmanifest.errors import ManifestError
+from bootmanifest.errors import ManifestError, Reason
 from services._runtime.clock import SystemClock, epoch_seconds
 
+PROG = "python -m bootmanifest"
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+EXIT_PIPE = 141  # 128 + SIGPIPE, as a shell reports it
+#: Ranges of the schema fields the numbers land in (manifest.capnp).
+UINT64_MAX = 2**64 - 1
+INT64_MAX = 2**63 - 1
 EXIT_HELP = """\
 exit codes:
   0  success (verify: manifest valid)
-  1  refused (verify: invalid, reason printed; build: bad input)
-  2  usage error (bad arguments, unreadable file or key)
+  1  refused (verify: invalid, reason printed; build: an input file's
+     contents refused, e.g. a graph error or a bad extra anchor)
+  2  usage error (bad arguments, unreadable or malformed file or key,
+     out-of-range number)
 """
 
 
@@ -37,10 +47,27 @@ class UsageError(Exception):
     """Bad arguments or unreadable files: exit 2."""
 
 
+def _int_in(low: int, high: int) -> Any:
+    """An argparse ``type``: an integer in ``low..high``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not an integer") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"{value} is out of range {low}..{high}")
+        return value
+
+    return parse
+
+
 def _parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     top = argparse.ArgumentParser(
-        prog="python -m bootmanifest",
+        prog=PROG,
         description="Build, sign, inspect and verify capOS boot manifests.",
         epilog=EXIT_HELP,
         formatter_class=fmt,
@@ -57,16 +84,19 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=fmt,
     )
     b.add_argument("--out", type=Path, default=Path("build/manifest.bin"),
-                   help="output file (default: build/manifest.bin)")
+                   help="output file, in an existing directory (default: "
+                   "build/manifest.bin)")
     b.add_argument("--key", type=Path, action="append",
                    help="Ed25519 PKCS#8 PEM signing key; repeat for several "
                    f"signers (default: {sign.DEFAULT_KEY}, created if absent)")
-    b.add_argument("--version", type=int, dest="manifest_version",
+    b.add_argument("--version", type=_int_in(0, UINT64_MAX),
+                   dest="manifest_version",
                    help="manifest version (default: the issue time in "
                    "epoch seconds, so later builds are higher)")
-    b.add_argument("--valid-days", type=int, default=90,
+    b.add_argument("--valid-days", type=_int_in(1, INT64_MAX // 86400),
+                   default=90,
                    help="days until expiry (default: 90)")
-    b.add_argument("--threshold", type=int, default=1,
+    b.add_argument("--threshold", type=_int_in(1, 255), default=1,
                    help="signatures a successor needs (default: 1)")
     b.add_argument("--extra-anchor", action="append", default=[],
                    metavar="NAME=PEMFILE",
@@ -96,9 +126,10 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--pubkey", type=Path, action="append", required=True,
                    help="trusted public key file (PEM, or 64 hex chars); "
                    "repeatable")
-    v.add_argument("--threshold", type=int, default=1,
+    v.add_argument("--threshold", type=_int_in(1, 255), default=1,
                    help="trusted signatures required (default: 1)")
-    v.add_argument("--installed-version", type=int, default=0,
+    v.add_argument("--installed-version", type=_int_in(0, UINT64_MAX),
+                   default=0,
                    help="version installed now; lower is rollback")
     v.add_argument("--json", action="store_true", help="JSON output")
 
@@ -115,8 +146,9 @@ def _parser() -> argparse.ArgumentParser:
 def _issue_time() -> int:
     env = os.environ.get("SOURCE_DATE_EPOCH")
     if env is not None:
-        if not env.isdigit():
-            raise UsageError("SOURCE_DATE_EPOCH must be an integer")
+        if not env.isdigit() or int(env) > INT64_MAX:
+            raise UsageError("SOURCE_DATE_EPOCH must be an integer "
+                             f"0..{INT64_MAX}")
         return int(env)
     return epoch_seconds(SystemClock().now())
 
@@ -124,7 +156,10 @@ def _issue_time() -> int:
 def _load_key(path: Path | None) -> Any:
     try:
         return sign.load_or_create_key(path)
-    except (OSError, ValueError) as err:
+    except OSError as err:
+        raise UsageError(
+            f"key {path or sign.DEFAULT_KEY}: {err.strerror}") from err
+    except ValueError as err:
         raise UsageError(f"key {path or sign.DEFAULT_KEY}: {err}") from err
 
 
@@ -135,6 +170,59 @@ def _read(path: Path) -> bytes:
         raise UsageError(f"cannot read {path}: {err.strerror}") from err
 
 
+def _check_json(path: Path, flag: str, key: str) -> None:
+    """Refuse an input file that is not ``{key: [{...}, ...]}`` JSON.
+
+    ``build.read_inputs`` parses it again and checks the contents; this
+    only makes a broken file a usage error that names the flag.
+    """
+    try:
+        doc = json.loads(_read(path))
+    except ValueError as err:
+        raise UsageError(f"{flag} {path}: not JSON: {err}") from err
+    items = doc.get(key) if isinstance(doc, dict) else None
+    if not isinstance(items, list) or not all(
+            isinstance(item, dict) for item in items):
+        raise UsageError(
+            f'{flag} {path}: expected {{"{key}": [{{...}}, ...]}}')
+
+
+def _check_out(out: Path) -> None:
+    if out.is_dir():
+        raise UsageError(f"--out {out}: is a directory")
+    if not out.parent.is_dir():
+        raise UsageError(f"--out {out}: directory {out.parent} does not "
+                         "exist")
+
+
+def _read_inputs(args: argparse.Namespace,
+                 extras: tuple[build.ExtraAnchor, ...]) -> build.BuildInputs:
+    """``build.read_inputs``, with unreadable or malformed files as usage
+    errors and a missing extra anchor named by the flag that gives it."""
+    if not args.data_dir.is_dir():
+        raise UsageError(f"--data-dir {args.data_dir}: not a directory")
+    _check_json(args.services, "--services", "services")
+    _check_json(args.presets, "--presets", "presets")
+    try:
+        return build.read_inputs(
+            args.data_dir, args.services, args.presets, extras)
+    except OSError as err:
+        raise UsageError(
+            f"cannot read {err.filename}: {err.strerror}") from err
+    except json.JSONDecodeError as err:
+        raise UsageError(
+            f"--data-dir {args.data_dir}: malformed JSON: {err}") from err
+    except ManifestError as err:
+        section = str(err.context.get("input", ""))
+        if err.reason == Reason.GRAPH and section.startswith("anchor:"):
+            name = section.removeprefix("anchor:")
+            raise ManifestError(
+                err.reason,
+                f"{err.detail} (give --extra-anchor {name}=PEMFILE)",
+                **err.context) from err
+        raise
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     extras = []
@@ -143,18 +231,18 @@ def cmd_build(args: argparse.Namespace) -> int:
         if not sep:
             raise UsageError(f"--extra-anchor {spec!r}: expected NAME=PEMFILE")
         extras.append(build.extra_anchor_from_pem(name, _read(Path(pem_file))))
-    if args.valid_days < 1:
-        raise UsageError("--valid-days must be at least 1")
+    _check_out(args.out)
     keys = [_load_key(k) for k in (args.key or [None])]
     ids = tuple(sign.key_id(k.public_key()) for k in keys)
     if len(set(ids)) != len(ids):
         raise UsageError("the same key given twice")
     if not 1 <= args.threshold <= len(keys):
         raise UsageError("--threshold must be 1..number of --key")
-    inputs = build.read_inputs(
-        args.data_dir, args.services, args.presets, tuple(extras)
-    )
+    inputs = _read_inputs(args, tuple(extras))
     issued = _issue_time()
+    if issued + args.valid_days * 86400 > INT64_MAX:
+        raise UsageError(f"--valid-days {args.valid_days}: the expiry "
+                         "does not fit a 64-bit time")
     params = build.BuildParams(
         version=args.manifest_version
         if args.manifest_version is not None
@@ -165,11 +253,11 @@ def cmd_build(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         signers=ids,
     )
-    if params.version < 0:
-        raise UsageError("--version must not be negative")
     signed = sign.sign(build.assemble(inputs, params), keys)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(signed)
+    try:
+        args.out.write_bytes(signed)
+    except OSError as err:
+        raise UsageError(f"cannot write {args.out}: {err.strerror}") from err
     elapsed = time.perf_counter() - started
     print(
         f"wrote {args.out} ({len(signed)} bytes, version {params.version}, "
@@ -226,7 +314,10 @@ def summary(signed: bytes) -> dict[str, Any]:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    info = summary(_read(args.file))
+    try:
+        info = summary(_read(args.file))
+    except ManifestError as err:  # not a manifest at all: bad input
+        raise UsageError(f"{args.file}: {err.reason}: {err.detail}") from err
     if args.json:
         print(json.dumps(info, indent=2))
         return EXIT_OK
@@ -255,8 +346,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
         keys = [sign.load_public(_read(p)) for p in args.pubkey]
     except ValueError as err:
         raise UsageError(f"--pubkey: {err}") from err
-    if args.threshold < 1:
-        raise UsageError("--threshold must be at least 1")
     signed = _read(args.file)
     try:
         reader = sign.verify(
@@ -300,11 +389,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as done:
         return int(done.code or 0)
+    prog = f"{PROG} {args.command}"
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # stdout's reader went away (``| head``): no traceback, and no
+        # second failure when Python flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_PIPE
     except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"{prog}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except ManifestError as err:
-        print(f"error: {err.reason}: {err.detail}", file=sys.stderr)
+        print(f"{prog}: error: {err.reason}: {err.detail}", file=sys.stderr)
         return EXIT_INVALID
+    return code

@@ -1,6 +1,6 @@
 """Build the capOS boot image: uncompressed PVH vmlinux + initramfs.
 
-``python -m image.build [--manifest PATH] [--pubkey PATH] --out build/image``
+``python -m image.build [--manifest PATH --pubkey PATH] --out build/image``
 
 A pure ``plan()`` turns the lock file and the repo into a list of
 inputs and an inputs hash; ``execute()`` fetches (sha256-verified,
@@ -25,6 +25,8 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from tools._cli import pipe_safe
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -409,16 +411,85 @@ def execute(p: Plan, out: Path, force: bool = False) -> str:
     return digest
 
 
+PROG = "python -m image.build"
+
+
+def verify_manifest(manifest: Path, pubkey: Path) -> int:
+    """Check ``manifest`` as capos-init will at first boot: under
+    ``pubkey`` alone (threshold 1), installed version 0, at the build
+    host's clock. Returns the manifest version.
+
+    :raises BuildError: the key or the manifest was refused, with the
+        ``ManifestError`` reason (``badSignature``, ``unknownSigner``,
+        ``malformed``, ``expired``...).
+    """
+    from bootmanifest import sign
+    from bootmanifest.errors import ManifestError
+    from services._runtime.clock import SystemClock
+
+    try:
+        key = sign.load_public(pubkey.read_bytes())
+    except ValueError as err:
+        raise BuildError(f"--pubkey {pubkey}: {err}") from err
+    try:
+        reader = sign.verify(manifest.read_bytes(), [key], 1, 0,
+                             SystemClock().now())
+    except ManifestError as err:
+        raise BuildError(
+            f"--manifest {manifest} refused under --pubkey {pubkey}: "
+            f"{err.reason}: {err.detail}") from err
+    return int(reader.version)
+
+
+def _usage(ap: argparse.ArgumentParser, a: argparse.Namespace) -> None:
+    """Refuse bad arguments before anything is fetched or written."""
+    if (a.manifest is None) != (a.pubkey is None):
+        ap.error("--manifest and --pubkey go together (the guest starts "
+                 "capos-init only with both)")
+    for flag, path in (("--manifest", a.manifest), ("--pubkey", a.pubkey)):
+        if path is None:
+            continue
+        if not path.exists():
+            ap.error(f"{flag} {path}: no such file")
+        if not path.is_file():
+            ap.error(f"{flag} {path}: not a regular file")
+        if not os.access(path, os.R_OK):
+            ap.error(f"{flag} {path}: not readable")
+    if a.out.exists() and not a.out.is_dir():
+        ap.error(f"--out {a.out}: exists and is not a directory")
+
+
+@pipe_safe
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=Path("build/image"))
-    ap.add_argument("--manifest", type=Path)
-    ap.add_argument("--pubkey", type=Path)
-    ap.add_argument("--force", action="store_true")
+    ap = argparse.ArgumentParser(
+        prog=PROG, description=__doc__.splitlines()[0],
+        epilog="Exit status: 0 built (or unchanged), 1 the build or the "
+        "manifest check failed (reason on stderr, nothing written), 2 "
+        "usage error.")
+    ap.add_argument("--out", type=Path, default=Path("build/image"),
+                    help="output directory for vmlinux and "
+                    "initramfs.cpio.zst (default: %(default)s)")
+    ap.add_argument("--manifest", type=Path,
+                    help="signed boot manifest (python -m bootmanifest "
+                    "build) for capos-init; verified under --pubkey "
+                    "first. Without it the image runs the smoke guest")
+    ap.add_argument("--pubkey", type=Path,
+                    help="the manifest's verifying key (PEM, or 64 hex "
+                    "chars, as python -m bootmanifest pubkey prints)")
+    ap.add_argument("--force", action="store_true",
+                    help="rebuild even if the inputs are unchanged")
     a = ap.parse_args(argv)
+    _usage(ap, a)
     if active_lock() != LOCK:
         _log(f"lock: {active_lock()} (CAPOS_IMAGE_LOCK), not {LOCK}")
     try:
+        if a.manifest is None:
+            _log("no --manifest: smoke-only image (capos-init does not "
+                 "start; the guest serves HTTPS from image/guest/smoke.py)")
+        else:
+            version = verify_manifest(a.manifest, a.pubkey)
+            _log(f"manifest {a.manifest} version {version} verifies "
+                 f"under {a.pubkey}")
         digest = execute(plan(a.manifest, a.pubkey), a.out, a.force)
     except BuildError as e:
         print(f"image build failed: {e.reason}", file=sys.stderr)

@@ -14,6 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tools._cli import pipe_safe
+
 LOCK = Path(__file__).with_name("image.lock.json")
 KERNEL = "linux-image-6.1.0-57-cloud-amd64"
 DEBS = [
@@ -109,20 +111,60 @@ def write(lock: dict[str, object], path: Path = LOCK) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> None:
+def _kernel_error(name: str) -> str | None:
+    """Why ``name`` cannot be the kernel package, or ``None``."""
+    if not name.startswith("linux-image-"):
+        return f"--kernel {name!r}: not a linux-image-* package"
+    proc = subprocess.run(["apt-cache", "show", "--no-all-versions", name],
+                          capture_output=True, text=True)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        said = proc.stderr.strip().splitlines()
+        return (f"--kernel {name!r}: not on the configured mirror "
+                f"(apt-cache show: {said[-1] if said else 'nothing'})")
+    return None
+
+
+@pipe_safe
+def main(argv: list[str] | None = None) -> int:
+    """Exit status: 0 written; 1 resolving failed; 2 usage error."""
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m image.lock",
-                                 description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m image.lock", description=__doc__.splitlines()[0],
+        epilog="Exit status: 0 lock written, 1 resolving failed (reason "
+        "on stderr), 2 usage error (bad --out or --kernel).")
     ap.add_argument("--out", type=Path, default=LOCK,
                     help="where to write the lock (default: the repo's)")
     ap.add_argument("--kernel", default=KERNEL,
                     help="kernel package (default %(default)s; 'current' "
                     "takes what linux-image-cloud-amd64 depends on)")
     a = ap.parse_args(argv)
-    kernel = current_kernel() if a.kernel == "current" else a.kernel
-    print(f"wrote {write(resolve(kernel), a.out)}")
+    if a.out.is_dir():
+        ap.error(f"--out {a.out}: is a directory")
+    if not a.out.parent.is_dir():
+        ap.error(f"--out {a.out}: directory {a.out.parent} does not exist")
+    try:
+        kernel = current_kernel() if a.kernel == "current" else a.kernel
+        if (why := _kernel_error(kernel)) is not None:
+            ap.error(why)
+        lock = resolve(kernel)
+    except subprocess.CalledProcessError as err:
+        said = (err.stderr or "").strip().splitlines()
+        print(f"python -m image.lock: resolving failed: "
+              f"{' '.join(map(str, err.cmd[:4]))} exited "
+              f"{err.returncode}{': ' + said[-1] if said else ''}",
+              file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f"python -m image.lock: resolving failed: {err}",
+              file=sys.stderr)
+        return 1
+    try:
+        print(f"wrote {write(lock, a.out)}")
+    except OSError as err:
+        ap.error(f"--out {a.out}: {err.strerror}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

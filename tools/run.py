@@ -36,6 +36,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tools._cli import pipe_safe
+
 REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "build"
 NAME = "www.capos.test"
@@ -78,6 +80,7 @@ def build_manifest(report: Report) -> tuple[Path, Path]:
     from tools.pebble import CACHE, server_ca
 
     root, _, _ = server_ca(CACHE / "pebble")
+    BUILD.mkdir(exist_ok=True)  # bootmanifest build makes no directory
     out = BUILD / "manifest.bin"
     pub = BUILD / "manifest.pub"
     key = sign.load_or_create_key()
@@ -343,18 +346,48 @@ def print_report(report: Report) -> None:
     print("\n".join(lines), flush=True)
 
 
+def _percent(text: str) -> int:
+    """An argparse ``type``: an integer percentage, 0..100."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an integer") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"{value} is not in 0..100")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """An argparse ``type``: a finite number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"{text} is not a positive finite number of seconds")
+    return value
+
+
+@pipe_safe
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="capos-run", description=__doc__.split("\n\n")[0],
+        prog="python -m tools.run", description=__doc__.split("\n\n")[0],
+        epilog="Exit status: 0 every step worked, 1 a step failed, 2 "
+        "usage error.",
     )
     p.add_argument("--keep", action="store_true",
                    help="keep the VM serving after the checks")
     p.add_argument("--json", action="store_true",
                    help="print the report as JSON")
-    p.add_argument("--issue-timeout", type=float, default=240.0,
-                   help="seconds to wait for the certificate (TCG)")
-    p.add_argument("--nonce-reject", type=int, default=5,
-                   help="pebble's percentage of rejected nonces")
+    p.add_argument("--issue-timeout", type=_seconds, default=240.0,
+                   help="seconds to wait for the certificate (TCG; "
+                   "default %(default)s)")
+    p.add_argument("--nonce-reject", type=_percent, default=5,
+                   help="pebble's percentage of rejected nonces, 0..100 "
+                   "(default %(default)s)")
     args = p.parse_args(argv)
     report = Report()
     # SIGTERM (kill, timeout, a cancelled CI job) unwinds like Ctrl-C, so

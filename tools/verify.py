@@ -21,7 +21,11 @@ responderUnreachable``), or fails ``ocspUnavailable`` under a preset with
 ``requireOcsp``.
 
 Exit status: 0 valid; 1 invalid (the reason is printed); 2 usage or
-input error (bad arguments, unreadable or unparsable input, no anchors).
+input error (bad arguments, unreadable or unparsable input, no anchors,
+no ``--hostname`` for ``tlsServerAuth``), printed as one line
+``python -m tools.verify: error: <detail>`` on stderr and, with
+``--json``, as ``{"outcome": "error", "reason": ..., "detail": ...}`` on
+stdout.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import capnp
 from cryptography import x509
@@ -50,6 +54,7 @@ from services.x509.policy import PRESETS
 from services.x509.trust import Anchor, TrustStoreCore, distrust
 from services.x509.truststore_impl import TrustStoreImpl
 from services.x509.verifier_impl import CertVerifierImpl, fetch_ders
+from tools._cli import pipe_safe
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 PURPOSES = [e for e in pki().CertPurpose.schema.enumerants]
@@ -59,8 +64,27 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _DNS_NAME = re.compile(rf"(?=.{{1,253}}\.?$){_LABEL}(?:\.{_LABEL})*\.?")
 
 
+PROG = "python -m tools.verify"
+
+
 class UsageError(Exception):
-    pass
+    """Bad arguments or input (exit 2); ``reason`` is the JSON name:
+    ``usage``, ``unreadableInput``, ``malformedInput`` or ``noAnchors``.
+    """
+
+    def __init__(self, detail: str, reason: str = "usage") -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+class _Parser(argparse.ArgumentParser):
+    """Argument errors raise :class:`UsageError`, so ``--json`` can
+    report them too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        raise UsageError(message)
 
 
 def read_certs(path: Path) -> list[bytes]:
@@ -68,14 +92,16 @@ def read_certs(path: Path) -> list[bytes]:
     try:
         data = path.read_bytes()
     except OSError as err:
-        raise UsageError(f"cannot read {path}: {err.strerror}") from err
+        raise UsageError(f"cannot read {path}: {err.strerror}",
+                         "unreadableInput") from err
     try:
         if b"-----BEGIN" in data:
             certs = x509.load_pem_x509_certificates(data)
         else:
             certs = [x509.load_der_x509_certificate(data)]
     except ValueError as err:
-        raise UsageError(f"{path}: not a certificate: {err}") from err
+        raise UsageError(f"{path}: not a certificate: {err}",
+                         "malformedInput") from err
     return [c.public_bytes(serialization.Encoding.DER) for c in certs]
 
 
@@ -129,9 +155,10 @@ def read_staple(path: Path) -> bytes:
     try:
         der = path.read_bytes()
     except OSError as err:
-        raise UsageError(f"{path}: {err.strerror}") from err
+        raise UsageError(f"cannot read {path}: {err.strerror}",
+                         "unreadableInput") from err
     if not der:
-        raise UsageError(f"{path}: empty OCSP response")
+        raise UsageError(f"{path}: empty OCSP response", "malformedInput")
     return der
 
 
@@ -202,8 +229,8 @@ async def verify(chain: list[bytes], anchors: list[Anchor],
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="capos-verify",
+    p = _Parser(
+        prog=PROG,
         description="Verify a chain with the project's CertVerifier. "
         "Exit status: 0 valid, 1 invalid, 2 usage error.",
     )
@@ -228,15 +255,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--staple", type=Path, default=None,
                    help="DER OCSP response for the leaf, as stapled")
     p.add_argument("--json", action="store_true",
-                   help="one JSON object on stdout")
+                   help="one JSON object on stdout, also for a usage "
+                   "error (outcome \"error\")")
     return p.parse_args(argv)
 
 
+def _refuse(err: UsageError, as_json: bool) -> int:
+    print(f"{PROG}: error: {err.detail}", file=sys.stderr)
+    if as_json:
+        print(json.dumps({"outcome": "error", "reason": err.reason,
+                          "detail": err.detail}, indent=2, sort_keys=True))
+    return EXIT_USAGE
+
+
+@pipe_safe
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = parse_args(argv)
     except SystemExit as exit_:
         return EXIT_USAGE if exit_.code else EXIT_VALID
+    except UsageError as err:
+        # argparse accepts any unambiguous prefix of --json.
+        return _refuse(err, any(len(a) > 2 and "--json".startswith(a)
+                                for a in argv))
     try:
         chain = read_certs(args.chain)
         for path in args.untrusted:
@@ -248,15 +290,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.mozilla:
             anchors += mozilla_anchors()
         if not anchors:
-            raise UsageError("no trust anchors: give --anchor or --mozilla")
+            raise UsageError("no trust anchors: give --anchor or --mozilla",
+                             "noAnchors")
         for der in chain:
             parse_certificate(der)
         at = parse_time(args.at) if args.at else SystemClock().now()
         hostname = check_hostname(args.hostname)
+        if not hostname and args.purpose == "tlsServerAuth":
+            raise UsageError("--hostname is required for --purpose "
+                             "tlsServerAuth (the default purpose): give "
+                             "the name or IP address the leaf must match")
         staple = read_staple(args.staple) if args.staple else None
-    except (UsageError, CertificateParseError) as err:
-        print(f"capos-verify: {err}", file=sys.stderr)
-        return EXIT_USAGE
+    except CertificateParseError as err:
+        return _refuse(UsageError(str(err), "malformedInput"), args.json)
+    except UsageError as err:
+        return _refuse(err, args.json)
     result = asyncio.run(capnp.run(verify(
         chain, anchors, args.policy, args.purpose, at, hostname, staple)))
     if args.json:

@@ -45,6 +45,20 @@ PROGRESS = ("capos-boot:", "CAPOS-STAGE", "CAPOS-READY", "CAPOS-FATAL",
 #: 190 MiB at ready; 384 leaves room for load and rotation.
 GUEST_MB = 384
 BOOT_TIMEOUT = 90.0  # about 3x a TCG boot (DESIGN 4a)
+#: capos-init's last words when it stops the boot: ``CAPOS-FATAL
+#: <reason>: <detail>`` (services/init/__main__.py).
+GUEST_FATAL = "CAPOS-FATAL"
+BUILD_IMAGE = (".venv/bin/python -m image.build --out build/image "
+               "--manifest build/manifest.bin --pubkey build/manifest.pub")
+
+
+def missing_image(image: Path) -> str | None:
+    """What of a boot image is missing, with how to build it; or None."""
+    for f in ("vmlinux", "initramfs.cpio.zst"):
+        if not (image / f).is_file():
+            return (f"missing {image / f}; build it with `{BUILD_IMAGE}` "
+                    "(or `make image`)")
+    return None
 
 
 class VMError(Exception):
@@ -195,11 +209,10 @@ class VM:
         ]
 
     def start(self) -> VM:
-        for f in ("vmlinux", "initramfs.cpio.zst"):
-            if not (self.image / f).exists():
-                self.stop()
-                raise VMError(f"missing {self.image / f}; build it with "
-                              "`python -m image.build --out build/image`")
+        missing = missing_image(self.image)
+        if missing is not None:
+            self.stop()
+            raise VMError(missing)
         self.port = _free_port()
         self.console_log.touch()
         self._t0 = time.monotonic()
@@ -242,8 +255,9 @@ class VM:
     def _check_alive(self) -> None:
         if self._proc is not None and self._proc.poll() is not None:
             err = (self._tmp / "qemu.err").read_text(errors="replace")
-            raise VMError(f"qemu exited rc={self._proc.returncode}: "
-                          f"{err.strip()[-500:]}")
+            said = err.strip()[-500:]
+            raise VMError(f"qemu exited rc={self._proc.returncode}"
+                          + (f": {said}" if said else ""))
 
     def audit_records(self) -> list[dict[str, object]]:
         """Every audit record the guest has sent so far."""
@@ -270,12 +284,19 @@ class VM:
 
     def wait_for(self, pattern: str, timeout: float, skip: int = 0) -> str:
         """Wait for a console line matching ``pattern`` (regex); with
-        ``skip``, for the one after the first ``skip`` such lines."""
+        ``skip``, for the one after the first ``skip`` such lines.
+
+        :raises VMError: on a line of ``FATAL``, on a ``CAPOS-FATAL``
+            line not seen by an earlier wait that ``pattern`` does not
+            match (its text is the reason), when QEMU exits, or at the
+            deadline.
+        """
         rx = re.compile(pattern)
         deadline = time.monotonic() + timeout
         with self.console_log.open("r", errors="replace") as f:
             buf = ""
             lineno = 0
+            drained = False  # read once more after QEMU exited
             while True:
                 chunk = f.read()
                 if chunk:
@@ -283,7 +304,8 @@ class VM:
                     *lines, buf = buf.split("\n")
                     for line in lines:
                         lineno += 1
-                        if lineno > self._progress_lines:
+                        new = lineno > self._progress_lines
+                        if new:
                             self._progress_lines = lineno
                             if (self.progress is not None
                                     and line.startswith(PROGRESS)
@@ -296,6 +318,14 @@ class VM:
                             if skip == 0:
                                 return line.strip()
                             skip -= 1
+                        elif new and line.startswith(GUEST_FATAL):
+                            raise VMError(f"guest: {line.strip()}")
+                    continue
+                if (not drained and self._proc is not None
+                        and self._proc.poll() is not None):
+                    # The guest's last lines may have landed after the
+                    # read above: read them before blaming the exit.
+                    drained = True
                     continue
                 self._check_alive()
                 if time.monotonic() > deadline:
@@ -347,7 +377,9 @@ class VM:
             return self.start()
         except VMError as e:
             path = getattr(self, "kept_log", None)
-            tail = path.read_text(errors="replace")[-2000:] if path else ""
+            if path is None:  # it never booted: no console to show
+                raise
+            tail = path.read_text(errors="replace")[-2000:]
             raise VMError(f"{e.reason}; console log {path}; tail:\n"
                           f"{tail}") from e
 
@@ -472,7 +504,33 @@ def _boot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_boot_args(ap: argparse.ArgumentParser,
+                     a: argparse.Namespace) -> None:
+    """Refuse bad arguments (exit 2) before QEMU starts."""
+    for s in a.setting:
+        key, sep, _ = s.partition("=")
+        if not sep or not key:
+            ap.error(f"--setting {s!r}: expected KEY=VALUE")
+        if re.search(r"\s", s):
+            ap.error(f"--setting {s!r}: no white space (settings go on "
+                     "the kernel command line)")
+    disk = a.data_disk
+    if disk is not None:
+        if disk.exists() and not disk.is_file():
+            ap.error(f"--data-disk {disk}: not a regular file")
+        if not disk.exists() and not disk.parent.is_dir():
+            ap.error(f"--data-disk {disk}: directory {disk.parent} does "
+                     "not exist (a missing disk is made fresh there)")
+
+
 def main(argv: list[str] | None = None) -> int:
+    # Imported here: only the command line needs it, not VM users.
+    from tools._cli import pipe_safe
+
+    return pipe_safe(_main)(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m tools.vm",
         description="Boot the capOS image under TCG, driven through QMP.")
@@ -481,9 +539,12 @@ def main(argv: list[str] | None = None) -> int:
         "boot", help="boot the image, wait for CAPOS-READY, report",
         description="Boot the image and wait for the guest's readiness "
         "line. Exit status: 0 ready, 1 the boot failed (reason and kept "
-        "console log printed). For ACME issuance and TLS checks use "
-        "`python -m tools.run` (make run).")
-    b.add_argument("--image", type=Path, default=REPO / "build/image")
+        "console log printed), 2 usage error (nothing started). For "
+        "ACME issuance and TLS checks use `python -m tools.run` (make "
+        "run).")
+    b.add_argument("--image", type=Path, default=REPO / "build/image",
+                   help="directory holding vmlinux and initramfs.cpio.zst "
+                   "(default: build/image)")
     b.add_argument("--keep", action="store_true",
                    help="keep the VM running and the console log")
     b.add_argument("--json", action="store_true",
@@ -498,6 +559,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--data-disk", type=Path, default=None, metavar="IMG",
                    help="attach this data disk (made fresh if missing)")
     a = ap.parse_args(argv)
+    _check_boot_args(ap, a)
     try:
         return _boot(a)
     except VMError as e:

@@ -24,6 +24,7 @@ def built(tmp_path, monkeypatch, acme_root_pem):
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1790000000")
     key = tmp_path / "k.key"
     out = tmp_path / "out" / "manifest.bin"
+    out.parent.mkdir()  # build refuses a missing --out directory
     assert cli.main(["build", "--out", str(out), "--key", str(key),
                      "--version", "42", "--valid-days", "36500",
                      "--extra-anchor",

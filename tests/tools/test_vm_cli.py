@@ -1,0 +1,124 @@
+"""``python -m tools.vm boot`` refuses bad arguments before QEMU starts
+(run as a subprocess), and ``VM.wait_for`` names the guest's
+``CAPOS-FATAL`` line as the reason a boot failed (driven by a real child
+process writing the console log; no QEMU here)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tools.vm import VM, VMError
+
+REPO = Path(__file__).resolve().parent.parent.parent
+FATAL_LINE = "CAPOS-FATAL badSignature: manifest signature does not verify"
+
+
+def vm_boot(*argv: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tools.vm", "boot", *map(str, argv)],
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--data-disk", "/nonexist/x.img"],
+         ["--data-disk /nonexist/x.img", "directory /nonexist does not "
+          "exist"]),
+        (["--data-disk", "{tmp}"], ["--data-disk", "not a regular file"]),
+        (["--setting", "bogus"], ["--setting 'bogus'",
+                                  "expected KEY=VALUE"]),
+        (["--setting", "=value"], ["expected KEY=VALUE"]),
+        (["--setting", "tlsName=a\tb"], ["no white space"]),
+    ],
+    ids=["data-disk-parent-missing", "data-disk-is-dir", "setting-no-eq",
+         "setting-no-key", "setting-space"],
+)
+def test_bad_arguments_exit_two(tmp_path: Path, args: list[str],
+                                words: list[str]) -> None:
+    argv = [a.format(tmp=tmp_path) for a in args]
+    # No image either: were an argument let through, the boot would
+    # fail at once (exit 1) rather than start QEMU.
+    proc = vm_boot(*argv, "--image", tmp_path / "none")
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("python -m tools.vm: error: "), last
+    for word in words:
+        assert word in last, last
+    assert "boot failed" not in proc.stderr  # nothing was started
+
+
+def test_missing_image_boot_fails_naming_the_build(tmp_path: Path
+                                                   ) -> None:
+    proc = vm_boot("--image", tmp_path / "none")
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"boot failed: missing {tmp_path / 'none' / 'vmlinux'}; build it "
+        "with `.venv/bin/python -m image.build --out build/image "
+        "--manifest build/manifest.bin --pubkey build/manifest.pub` (or "
+        "`make image`)"]
+
+
+def _guest(vm: VM, script: str) -> None:
+    """Run ``script`` as the VM's process, writing its console log."""
+    (vm._tmp / "qemu.err").write_text("")
+    vm.console_log.touch()
+    vm._proc = subprocess.Popen(
+        ["sh", "-c", script, "sh", str(vm.console_log)])
+    vm._proc.wait(30)
+
+
+def test_guest_fatal_line_is_the_failure_reason(tmp_path: Path) -> None:
+    vm = VM(tmp_path / "image")
+    try:
+        # What capos-init does on a bad manifest: say why, then the
+        # guest powers off and QEMU exits with status 0.
+        _guest(vm, f'echo "capos-boot: start services.init" >> "$1"; '
+                   f'echo "{FATAL_LINE}" >> "$1"; '
+                   f'echo "capos-boot: services.init exited rc=3" >> "$1"')
+        with pytest.raises(VMError) as caught:
+            vm.wait_for("CAPOS-READY", 30)
+        assert caught.value.reason == f"guest: {FATAL_LINE}"
+    finally:
+        vm.stop()
+
+
+def test_waiting_for_the_fatal_line_then_past_it(tmp_path: Path) -> None:
+    # tests/vm/test_manifest.py: wait for READY or FATAL, then for a
+    # later line; the FATAL line already seen does not end the second.
+    vm = VM(tmp_path / "image")
+    try:
+        _guest(vm, f'echo "{FATAL_LINE}" >> "$1"; '
+                   'echo "capos-boot: services.init exited rc=3" >> "$1"')
+        assert vm.wait_for(r"CAPOS-(READY|FATAL)", 30) == FATAL_LINE
+        assert vm.wait_for(r"services\.init exited rc=3", 30).endswith(
+            "exited rc=3")
+    finally:
+        vm.stop()
+
+
+def test_exit_without_fatal_line_names_the_exit(tmp_path: Path) -> None:
+    vm = VM(tmp_path / "image")
+    try:
+        _guest(vm, 'echo "capos-boot: hello" >> "$1"; exit 0')
+        with pytest.raises(VMError) as caught:
+            vm.wait_for("CAPOS-READY", 30)
+        assert caught.value.reason == "qemu exited rc=0"
+    finally:
+        vm.stop()
+
+
+def test_missing_image_names_the_build_command(tmp_path: Path) -> None:
+    with pytest.raises(VMError) as caught, VM(tmp_path / "none"):
+        pass
+    reason = caught.value.reason
+    assert reason.startswith(f"missing {tmp_path / 'none' / 'vmlinux'}; ")
+    assert "--manifest build/manifest.bin --pubkey build/manifest.pub" \
+        in reason
+    assert "console log" not in reason
