@@ -1,31 +1,53 @@
-"""The TLS gateway: serves the certificate the ACME client obtained.
+"""The TLS gateway: serves the certificate the ACME client obtained, and
+renews it (RFC 8555 ordering; renewal times per DESIGN section 6).
 
-At start it makes a TLS key and an ACME account key (each a
-``PrivateKey`` capability held here), registers with the granted
-``acme`` client, orders a certificate for the ``tlsName`` setting with
-its own http-01 solver, and puts the chain in the granted ``certStore``
-under the handle ``gateway``. It then holds a ``watch`` subscription on
-that handle: every rotation event replaces the TLS context used from the
-next handshake on. Nothing is read from files.
+Its TLS key is a P-256 key kept in its own state directory (``stateDir``
+input, on the data disk; :mod:`services.gateway.keyfile`), handed to
+the ACME client as a ``PrivateKey`` capability held here. At start:
+
+- if the granted ``certStore`` holds a chain under the handle
+  ``gateway`` for this key, naming ``tlsName``, not expired
+  (:func:`services.gateway.policy.reuse_refusal`), it is served again
+  without an issuance (audit ``gateway.reuse``), and its renewal is
+  scheduled as at boot: one already due gets a slot of its own
+  (:meth:`services.acme.renewal.Renewer.adopt_at_boot`, no storm);
+- otherwise it registers an ACME account (its key in memory, one per
+  boot), orders a certificate for ``tlsName`` with its own http-01
+  solver and puts the chain in the store.
+
+Renewal runs here, in the process that holds the certificate's key and
+solver: a :class:`~services.acme.renewal.Renewer` over the granted
+``acme`` client and ``certStore`` renews when a third of the lifetime is
+left (half for ten days or less), jittered, with backoff on failure,
+and puts the new chain under the same handle. The gateway holds a
+``watch`` subscription on that handle: every rotation event replaces
+the TLS context used from the next handshake on; handshakes already
+under way finish with the context they started with (the key stays the
+same), so none fails.
 
 Listeners (made by init, from the manifest entry's ``listen``): port 80
 answers http-01 challenges only; port 443 is TLS (pyOpenSSL, one thread
 per connection, blocking sockets) and answers every request with a short
 plain-text page.
 
-Console lines: ``CAPOS-GATEWAY serving handle=gateway ...`` once the
-first chain is served, ``CAPOS-GATEWAY rotated ...`` on each rotation,
-``CAPOS-GATEWAY failed <reason>: <detail>`` if issuance fails.
+Console lines: ``CAPOS-GATEWAY serving handle=gateway name=<n>
+(issued=<s>s|source=store) sha256=<leaf>`` once the first chain is
+served, ``CAPOS-GATEWAY rotated handle=gateway sha256=<leaf>`` after
+each rotation took effect, ``CAPOS-GATEWAY renewal (ok|error)
+handle=gateway`` after each renewal attempt, ``CAPOS-GATEWAY failed
+<reason>: <detail>`` if the first issuance fails.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import socket
 import struct
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from cryptography import x509
@@ -37,7 +59,10 @@ from services._runtime import audit as _audit
 from services._runtime.boundary import parse_remote
 from services._runtime.host import ServiceContext
 from services._runtime.schema import pki
+from services.acme.renewal import Binding, RenewalScheduler, Renewer
 from services.certstore.store_impl import chain_ders
+from services.gateway import keyfile
+from services.gateway.policy import reuse_refusal
 from services.gateway.solver_impl import (
     AlpnSlot,
     ChallengeTable,
@@ -47,6 +72,8 @@ from services.keys.private_key_impl import PrivateKeyImpl
 
 log = logging.getLogger(__name__)
 HANDLE = "gateway"
+#: Longest sleep of the renewal loop between looks at the schedule.
+RENEW_POLL = 60.0
 
 
 def say(line: str) -> None:
@@ -167,36 +194,82 @@ class Gateway:
         self.ctx = ctx
         self.table = ChallengeTable()
         self.tls = TLSServer(ctx.listeners[443])
-        self.tls_key = ec.generate_private_key(ec.SECP256R1())
-        self.alpn = AlpnSlot(ctx.settings.get("tlsName", "www.capos.test"),
-                             ctx.clock)
+        state = ctx.inputs.get("stateDir")
+        self.tls_key, self.key_source = keyfile.load_or_create(
+            Path(state.decode()) if state else None)
+        self.name = ctx.settings.get("tlsName", "www.capos.test")
+        self.alpn = AlpnSlot(self.name, ctx.clock)
+        self.account: Any = None
         self.tasks: list[asyncio.Task[None]] = []
+
+    def _emit(self, op: str, outcome: str, subject: tuple[str, ...],
+              reason: str = "", detail: str = "") -> None:
+        self.ctx.audit.emit(_audit.AuditEvent(
+            at=self.ctx.clock.now(), service=self.ctx.name,
+            capability="gateway", operation=op, outcome=outcome,
+            reason=reason, subject=subject, detail=detail,
+        ))
+
+    async def _register(self, acme: Any) -> None:
+        """An ACME account for this boot (its key lives in memory)."""
+        account_key = PrivateKeyImpl(ec.generate_private_key(
+            ec.SECP256R1()))
+        self.account = (await acme.register(
+            accountKey=account_key,
+            contact=[self.ctx.settings.get(
+                "acmeContact", "mailto:admin@capos.test")],
+        )).account
+
+    async def _stored(self, store: Any) -> list[bytes] | None:
+        if HANDLE not in list((await store.list()).handles):
+            return None
+        return await chain_ders((await store.get(handle=HANDLE)).chain)
 
     async def run(self) -> None:
         t0 = time.monotonic()
         acme = self.ctx.cap("acme", pki().AcmeClient)
         store = self.ctx.cap("certStore", pki().CertificateStore)
-        name = self.ctx.settings.get("tlsName", "www.capos.test")
+        renewer = Renewer(
+            acme, store,
+            RenewalScheduler(self.ctx.clock, random.Random()),
+            self.ctx.clock, self.ctx.audit, service=self.ctx.name)
+        binding = Binding(PrivateKeyImpl(self.tls_key),
+                          Http01SolverImpl(self.table))
         try:
-            account_key = PrivateKeyImpl(ec.generate_private_key(
-                ec.SECP256R1()))
-            account = (await acme.register(
-                accountKey=account_key,
-                contact=[self.ctx.settings.get(
-                    "acmeContact", "mailto:admin@capos.test")],
-            )).account
-            chain = (await acme.order(
-                account=account,
-                identifiers=[{"type": "dns", "value": name}],
-                certKey=PrivateKeyImpl(self.tls_key),
-                solver=Http01SolverImpl(self.table),
-            )).chain
-            await store.put(handle=HANDLE, chain=chain)
+            stored = await self._stored(store)
+            why = reuse_refusal(stored, self.tls_key.public_key(),
+                                self.name, self.ctx.clock.now())
+            if why is None and stored is not None:
+                self._emit("reuse", "ok", (HANDLE, _fp(stored[0])),
+                           detail=f"key {self.key_source}")
+                await renewer.adopt_at_boot({HANDLE: binding})
+                source = "source=store"
+            else:
+                if stored is not None:
+                    self._emit("reuse", "refused", (HANDLE,),
+                               "policyViolation", why or "")
+                await self._register(acme)
+                chain = (await acme.order(
+                    account=self.account,
+                    identifiers=[{"type": "dns", "value": self.name}],
+                    certKey=binding.cert_key, solver=binding.solver,
+                )).chain
+                await store.put(handle=HANDLE, chain=chain)
+                await renewer.adopt(HANDLE, binding)
+                source = f"issued={time.monotonic() - t0:.3f}s"
         except Exception as err:
             reason, detail = parse_remote(err)
             say(f"failed {reason}: {detail}")
             return
-        issued = time.monotonic() - t0
+        renewal = asyncio.get_running_loop().create_task(
+            self.renew_loop(acme, renewer))
+        renewal.add_done_callback(_report)
+        self.tasks.append(renewal)
+        await self.watch_loop(store, source)
+
+    async def watch_loop(self, store: Any, source: str) -> None:
+        """Serve every chain the store's ``watch`` hands over, from the
+        next handshake on."""
         sub = (await store.watch(handle=HANDLE)).subscription
         first = True
         while True:
@@ -205,19 +278,44 @@ class Gateway:
                 ders = await chain_ders(event.newChain)
                 self.tls.context = tls_context(self.tls_key, ders,
                                                self.alpn)
-                leaf = x509.load_der_x509_certificate(ders[0])
-                fp = leaf.fingerprint(hashes.SHA256()).hex()
-                self.ctx.audit.emit(_audit.AuditEvent(
-                    at=self.ctx.clock.now(), service=self.ctx.name,
-                    capability="gateway", operation="rotate",
-                    outcome="ok", subject=(HANDLE, fp),
-                ))
+                fp = _fp(ders[0])
+                self._emit("rotate", "ok", (HANDLE, fp))
                 if first:
-                    say(f"serving handle={HANDLE} name={name} "
-                        f"issued={issued:.3f}s sha256={fp}")
+                    say(f"serving handle={HANDLE} name={self.name} "
+                        f"{source} sha256={fp}")
                     first = False
                 else:
                     say(f"rotated handle={HANDLE} sha256={fp}")
+
+    async def renew_loop(self, acme: Any, renewer: Renewer) -> None:
+        """Renew when the scheduler says (policy: a third of the
+        lifetime left, half for ten days or less, jittered; backoff on
+        failure). The new chain goes into the store, whose ``watch``
+        brings it to :meth:`watch_loop`."""
+        while True:
+            due = renewer.next_due()
+            wait = (RENEW_POLL if due is None else
+                    (due - self.ctx.clock.now()).total_seconds())
+            await asyncio.sleep(min(max(wait, 0.0), RENEW_POLL))
+            due = renewer.next_due()
+            if due is None or due > self.ctx.clock.now():
+                continue
+            if self.account is None:
+                try:
+                    await self._register(self.ctx.cap(
+                        "acme", pki().AcmeClient))
+                except Exception as err:
+                    entry = renewer.failed(HANDLE, *parse_remote(err))
+                    say(f"renewal error handle={HANDLE} "
+                        f"next={entry.at:%FT%TZ}")
+                    continue
+            for handle, outcome in await renewer.tick():
+                say(f"renewal {outcome} handle={handle}")
+
+
+def _fp(der: bytes) -> str:
+    return x509.load_der_x509_certificate(der).fingerprint(
+        hashes.SHA256()).hex()
 
 
 def _report(task: asyncio.Task[None]) -> None:
