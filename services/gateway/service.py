@@ -201,6 +201,12 @@ class Gateway:
         self.alpn = AlpnSlot(self.name, ctx.clock)
         self.account: Any = None
         self.tasks: list[asyncio.Task[None]] = []
+        # Resolved now, inside build: the grants arrive in the params of
+        # init's ``start`` call, and a capability read from them after
+        # that call returned is not reliable (seen in the VM as a
+        # "Schema mismatch: ... non-capability pointer" on a late read).
+        self.acme = ctx.cap("acme", pki().AcmeClient)
+        self.store = ctx.cap("certStore", pki().CertificateStore)
 
     def _emit(self, op: str, outcome: str, subject: tuple[str, ...],
               reason: str = "", detail: str = "") -> None:
@@ -227,8 +233,7 @@ class Gateway:
 
     async def run(self) -> None:
         t0 = time.monotonic()
-        acme = self.ctx.cap("acme", pki().AcmeClient)
-        store = self.ctx.cap("certStore", pki().CertificateStore)
+        acme, store = self.acme, self.store
         renewer = Renewer(
             acme, store,
             RenewalScheduler(self.ctx.clock, random.Random()),
@@ -302,8 +307,7 @@ class Gateway:
                 continue
             if self.account is None:
                 try:
-                    await self._register(self.ctx.cap(
-                        "acme", pki().AcmeClient))
+                    await self._register(acme)
                 except Exception as err:
                     entry = renewer.failed(HANDLE, *parse_remote(err))
                     say(f"renewal error handle={HANDLE} "
