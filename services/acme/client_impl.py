@@ -44,7 +44,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from services._runtime import audit as _audit
 from services._runtime.boundary import CapabilityError, parse_remote
-from services._runtime.clock import Clock
+from services._runtime.clock import Clock, epoch_seconds
 from services._runtime.schema import pki
 from services.acme import policy
 from services.acme.errors import (
@@ -387,6 +387,17 @@ class AcmeClientImpl(pki().AcmeClient.Server):  # type: ignore[misc]
         info = messages.RenewalInfo.from_json(resp.json())
         window = info.suggested_window
         return policy.RenewalWindow(window.start, window.end)
+
+    async def renewalInfo(self, chain: Any, _context: Any,
+                          **kwargs: Any) -> None:
+        """:meth:`renewal_window` over the capability boundary."""
+        leaf = (await chain.leaf()).cert
+        window = await self.renewal_window(bytes((await leaf.der()).encoded))
+        r = _context.results
+        r.offered = window is not None
+        if window is not None:
+            r.startEpochSeconds = epoch_seconds(window.start)
+            r.endEpochSeconds = epoch_seconds(window.end)
 
     async def register(self, accountKey: Any, contact: Any, _context: Any,
                        **kwargs: Any) -> Any:

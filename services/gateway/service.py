@@ -18,8 +18,10 @@ the ACME client as a ``PrivateKey`` capability held here. At start:
 Renewal runs here, in the process that holds the certificate's key and
 solver: a :class:`~services.acme.renewal.Renewer` over the granted
 ``acme`` client and ``certStore`` renews when a third of the lifetime is
-left (half for ten days or less), jittered, with backoff on failure,
-and puts the new chain under the same handle. The gateway holds a
+left (half for ten days or less), or inside the server's RFC 9773
+renewal window when it offers one and that comes sooner (the client's
+``renewalInfo``), jittered, with backoff on failure, and puts the new
+chain under the same handle. The gateway holds a
 ``watch`` subscription on that handle: every rotation event replaces
 the TLS context used from the next handshake on; handshakes already
 under way finish with the context they started with (the key stays the
@@ -57,8 +59,10 @@ from OpenSSL import SSL
 
 from services._runtime import audit as _audit
 from services._runtime.boundary import parse_remote
+from services._runtime.clock import from_epoch
 from services._runtime.host import ServiceContext
 from services._runtime.schema import pki
+from services.acme.policy import RenewalWindow
 from services.acme.renewal import Binding, RenewalScheduler, Renewer
 from services.certstore.store_impl import chain_ders
 from services.gateway import keyfile
@@ -69,6 +73,8 @@ from services.gateway.solver_impl import (
     Http01SolverImpl,
 )
 from services.keys.private_key_impl import PrivateKeyImpl
+from services.x509.chain_impl import CertificateChainImpl
+from services.x509.model import parse_certificate
 
 log = logging.getLogger(__name__)
 HANDLE = "gateway"
@@ -226,6 +232,21 @@ class Gateway:
                 "acmeContact", "mailto:admin@capos.test")],
         )).account
 
+    async def _window(self, der: bytes) -> RenewalWindow | None:
+        """The ACME server's renewal window (RFC 9773) for a leaf, when
+        it offers one; a failure to ask is not a reason to stop renewing
+        on the gateway's own schedule."""
+        try:
+            info = await self.acme.renewalInfo(chain=CertificateChainImpl(
+                [parse_certificate(der)]))
+        except Exception as err:
+            log.info("no renewal information: %s", parse_remote(err))
+            return None
+        if not info.offered:
+            return None
+        return RenewalWindow(from_epoch(info.startEpochSeconds),
+                             from_epoch(info.endEpochSeconds))
+
     async def _stored(self, store: Any) -> list[bytes] | None:
         if HANDLE not in list((await store.list()).handles):
             return None
@@ -237,17 +258,19 @@ class Gateway:
         renewer = Renewer(
             acme, store,
             RenewalScheduler(self.ctx.clock, random.Random()),
-            self.ctx.clock, self.ctx.audit, service=self.ctx.name)
+            self.ctx.clock, self.ctx.audit, window_of=self._window,
+            service=self.ctx.name)
         binding = Binding(PrivateKeyImpl(self.tls_key),
                           Http01SolverImpl(self.table))
         try:
             stored = await self._stored(store)
             why = reuse_refusal(stored, self.tls_key.public_key(),
                                 self.name, self.ctx.clock.now())
+            reused = False
             if why is None and stored is not None:
+                reused = True
                 self._emit("reuse", "ok", (HANDLE, _fp(stored[0])),
                            detail=f"key {self.key_source}")
-                await renewer.adopt_at_boot({HANDLE: binding})
                 source = "source=store"
             else:
                 if stored is not None:
@@ -260,17 +283,22 @@ class Gateway:
                     certKey=binding.cert_key, solver=binding.solver,
                 )).chain
                 await store.put(handle=HANDLE, chain=chain)
-                await renewer.adopt(HANDLE, binding)
                 source = f"issued={time.monotonic() - t0:.3f}s"
         except Exception as err:
             reason, detail = parse_remote(err)
             say(f"failed {reason}: {detail}")
             return
-        renewal = asyncio.get_running_loop().create_task(
-            self.renew_loop(acme, renewer))
-        renewal.add_done_callback(_report)
-        self.tasks.append(renewal)
-        await self.watch_loop(store, source)
+        # Serve first; scheduling may ask the ACME server for renewal
+        # information, which must not hold up a chain already at hand.
+        watch = asyncio.get_running_loop().create_task(
+            self.watch_loop(store, source))
+        watch.add_done_callback(_report)
+        self.tasks.append(watch)
+        if reused:
+            await renewer.adopt_at_boot({HANDLE: binding})
+        else:
+            await renewer.adopt(HANDLE, binding)
+        await self.renew_loop(acme, renewer)
 
     async def watch_loop(self, store: Any, source: str) -> None:
         """Serve every chain the store's ``watch`` hands over, from the
