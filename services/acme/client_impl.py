@@ -375,8 +375,12 @@ class AcmeClientImpl(pki().AcmeClient.Server):  # type: ignore[misc]
                              ) -> policy.RenewalWindow | None:
         """The server's suggested renewal window for a certificate (RFC
         9773 section 4.2), or ``None`` when its directory offers no
-        ``renewalInfo`` (pebble 2.4 does not)."""
-        net = self._net(None, jose.ES256)
+        ``renewalInfo`` (pebble 2.4 does not). Asked over the latest
+        account's connection when there is one: in QEMU the guestfwd to
+        the ACME server carries one connection well, and a second one
+        opened beside it was seen to garble TLS (``UNEXPECTED_MESSAGE``)."""
+        net = (self._accounts[-1].net if self._accounts
+               else self._net(None, jose.ES256))
         directory = await self._directory_of(net)
         try:
             base = directory["renewalInfo"]

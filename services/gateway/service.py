@@ -235,7 +235,12 @@ class Gateway:
     async def _window(self, der: bytes) -> RenewalWindow | None:
         """The ACME server's renewal window (RFC 9773) for a leaf, when
         it offers one; a failure to ask is not a reason to stop renewing
-        on the gateway's own schedule."""
+        on the gateway's own schedule. Not asked before this boot's
+        account exists: a stored chain is scheduled at boot by the
+        gateway's own policy, without reaching the ACME server, and every
+        renewal after that consults the window."""
+        if self.account is None:
+            return None
         try:
             info = await self.acme.renewalInfo(chain=CertificateChainImpl(
                 [parse_certificate(der)]))
