@@ -27,10 +27,10 @@ bench: setup
 	$(PY) -m tools.bench
 
 manifest: setup
-	$(PY) -m bootmanifest build --out build/manifest.bin
+	$(PY) -m tools.build --manifest-only
 
-image: manifest
-	$(PY) -m image.build --manifest build/manifest.bin --out build/image
+image: setup
+	$(PY) -m tools.build
 
 lint: setup
 	$(PY) -m ruff check . && $(PY) -m mypy services bootmanifest image tools

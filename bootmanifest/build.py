@@ -50,6 +50,7 @@ _PRESET_FIELDS = {
     "staplingRequired": bool,
     "allowedAlgorithms": list,
     "allowedSignatureSchemes": list,
+    "cabfRootProfile": bool,
 }
 
 

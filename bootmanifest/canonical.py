@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import capnp  # type: ignore[import-untyped]
+import capnp
 
 
 def encode(reader: Any) -> bytes:

@@ -98,6 +98,7 @@ def _log(entry: dict[str, Any], operator: str, tiled: bool) -> CtLog:
             Reason.CT_LIST_MALFORMED, f"several states: {description}"
         )
     state, since = next(iter(states.items()), ("", {}))
+    since = since if isinstance(since, dict) else {}
     interval = entry.get("temporal_interval") or {}
     url = entry["monitoring_url"] if tiled else entry["url"]
     return CtLog(

@@ -104,7 +104,7 @@ def _sha256(path: Path) -> str:
 
 
 def _tree(src: Path, dest: str) -> list[tuple[str, Path]]:
-    out = []
+    out: list[tuple[str, Path]] = []
     if not src.is_dir():
         return out
     for p in sorted(src.rglob("*")):
@@ -295,8 +295,8 @@ def _assemble(p: Plan, files: dict[str, Path], root: Path,
         if inp.kind == "wheel":
             with zipfile.ZipFile(files[inp.name]) as z:
                 z.extractall(site)
-    for d in list(site.glob("*.dist-info")):
-        shutil.rmtree(d)
+    for info in list(site.glob("*.dist-info")):
+        shutil.rmtree(info)
     for rel in SITE_PRUNE:
         _rm(site / rel)
     for f in list(site.rglob("*")):
@@ -304,11 +304,11 @@ def _assemble(p: Plan, files: dict[str, Path], root: Path,
             f.unlink()
     for rel in STDLIB_PRUNE:
         _rm(root / STDLIB / rel)
-    for f in list((root / STDLIB / "lib-dynload").iterdir()):
-        if f.name.startswith(DYNLOAD_PRUNE):
-            f.unlink()
-    for dest, data in p.repo_files:
-        t = root / dest
+    for ext in list((root / STDLIB / "lib-dynload").iterdir()):
+        if ext.name.startswith(DYNLOAD_PRUNE):
+            ext.unlink()
+    for rel_dest, data in p.repo_files:
+        t = root / rel_dest
         t.parent.mkdir(parents=True, exist_ok=True)
         t.write_bytes(data)
     init = root / "init"
@@ -336,8 +336,8 @@ def _assemble(p: Plan, files: dict[str, Path], root: Path,
     for f in root.rglob("*.py"):
         if f.with_suffix(".pyc").exists():
             f.unlink()
-    for d in list(root.rglob("__pycache__")):
-        shutil.rmtree(d, ignore_errors=True)
+    for cache in list(root.rglob("__pycache__")):
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 def _pack(root: Path, epoch: int, level: int, dest: Path) -> None:

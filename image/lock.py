@@ -23,7 +23,8 @@ DEBS = [
     "libsqlite3-0", "libcrypt1", "libuuid1", "libstdc++6", "libgcc-s1",
 ]
 WHEELS = ["cryptography==50.0.2", "pyOpenSSL==26.4.0", "pycapnp==2.2.4",
-          "acme==5.9.0", "josepy==2.2.0"]
+          "acme==5.9.0", "josepy==2.2.0",
+          "publicsuffixlist==1.1.2.20261023"]
 PLATFORMS = ["manylinux_2_28_x86_64", "manylinux2014_x86_64",
              "manylinux_2_17_x86_64"]
 SOURCE_DATE_EPOCH = 1767225600  # 2026-01-01T00:00:00Z

@@ -1,5 +1,5 @@
 @0xf8442001c1ca78c6;
-# The capOS boot manifest (docs: ../../shared/DESIGN.md section 3).
+# The capOS boot manifest (docs/DESIGN.md section 3).
 #
 # A SignedManifest wraps the canonical bytes of one BootManifest. The
 # manifest schema stands alone: it imports nothing, and names of enums
@@ -127,6 +127,11 @@ struct PolicyPreset {
   allowedAlgorithms @7 :List(Text);
   allowedSignatureSchemes @8 :List(Text);
   # Enumerant names of pki.capnp AsymmetricAlgorithm / SignatureScheme.
+
+  cabfRootProfile @9 :Bool;
+  # Hold trust anchors to the CA/B Forum root profile (BR 7.1.2.1.2: a
+  # root carries no EKU). Not in pki.capnp's VerificationPolicy; a
+  # verifier minted from this preset keeps it fixed like the rest.
 }
 
 struct ServiceEntry {

@@ -332,6 +332,25 @@ interface CertVerifier {
       -> (ok :Bool);
   # A single signature check against a cert's public key.
   policy @2 () -> (policy :VerificationPolicy);
+  verifyChainWithStaple @3 (chain :CertificateChain,
+                            trust :TrustStore,
+                            purpose :CertPurpose,
+                            atEpochSeconds :Int64,
+                            hostname :Text,
+                            staple :Data)
+      -> (outcome :VerificationOutcome);
+  # verifyChain with revocation evidence the caller holds: `staple` is
+  # the DER OCSP response (RFC 6960) stapled in the caller's TLS
+  # handshake (RFC 6066 status_request); empty means none, and then
+  # this is verifyChain. The verifier checks it itself (signature,
+  # responder, CertID, freshness); other evidence comes only from the
+  # CrlStore and OcspResponder capabilities it was minted with, never
+  # from a URL fetched on its own authority. Revocation passes with a
+  # good response, a fresh CRL or a leaf valid ten days or less; a
+  # must-staple leaf (or any under staplingRequired) needs a good
+  # staple (mustStapleMissing; an unusable one is ocspUnavailable);
+  # without evidence requireOcsp fails ocspUnavailable, otherwise the
+  # chain is valid with ocspStatus = responderUnreachable.
 }
 
 struct VerificationPolicy {
@@ -341,6 +360,8 @@ struct VerificationPolicy {
   allowedSignatureSchemes @3 :List(SignatureScheme);
   requireOcsp @4 :Bool;
   maxChainLength @5 :UInt8;
+  # Certificates on the built path, leaf and anchor included (so N
+  # admits N-2 intermediates); self-issued intermediates do not count.
   permitNameConstraints @6 :Bool;
   clockSkewSeconds @7 :UInt32;
   staplingRequired @8 :Bool;
@@ -363,6 +384,11 @@ struct ValidChain {
   path @4 :List(Certificate);
   # The verified path, leaf first, anchor last: what was actually built,
   # not the list the peer sent. PinSet matches pins against it.
+  revocation @5 :Text;
+  # What revocation passed on: "ocspStaple", "ocsp", "crl", "shortLived"
+  # or "anchor"; or "softFail" (ocspStatus responderUnreachable or
+  # unknown) when there was no evidence and requireOcsp is off. Then
+  # ": " and the notes (what was seen and not used, and why).
 }
 
 struct VerificationFailure {

@@ -34,7 +34,9 @@ from types import TracebackType
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tools.proc import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +101,7 @@ def server_ca(directory: Path) -> tuple[Path, Path, Path]:
         .add_extension(x509.BasicConstraints(ca=False, path_length=None),
                        True)
         .add_extension(x509.ExtendedKeyUsage(
-            [x509.ExtendedKeyUsageOID.SERVER_AUTH]), False)
+            [ExtendedKeyUsageOID.SERVER_AUTH]), False)
         .add_extension(x509.SubjectAlternativeName([
             x509.DNSName(ACME_HOST), x509.DNSName("localhost"),
             x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
@@ -215,7 +217,7 @@ class Pebble:
         logfile = self.logs / f"{name}.log"
         proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            env={**os.environ, **env},
+            env={**os.environ, **env}, preexec_fn=die_with_parent,
         )
         self._procs.append(proc)
         seen = threading.Event()

@@ -28,6 +28,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -52,12 +53,14 @@ class StepError(Exception):
 class Report:
     facts: dict[str, Any] = dataclasses.field(default_factory=dict)
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    current: str = ""  # the step running now
     failed: str = ""
     error: str = ""
 
 
 def step(report: Report, name: str, fn: Callable[[], Any]) -> Any:
     print(f"run: {name} ...", flush=True)
+    report.current = name
     t0 = time.monotonic()
     try:
         result = fn()
@@ -202,7 +205,7 @@ def verify_served(port: int, root: Path) -> dict[str, Any]:
             serialization.Encoding.PEM) for d in served_chain(port)))
     import asyncio
 
-    import capnp  # type: ignore[import-untyped]
+    import capnp
 
     from services.x509.model import parse_certificate
     from services.x509.trust import Anchor
@@ -314,17 +317,20 @@ def print_report(report: Report) -> None:
         f"sha256 {m.get('sha256', '-')}",
         f"  trust           {m.get('anchors', '-')} anchors "
         f"({m.get('tlsAnchors', '-')} TLS), {m.get('ctLogs', '-')} CT logs "
-        f"(list {m.get('ctListVersion', '-')})",
+        f"(log list version {m.get('ctListVersion', '-')})",
         f"  boot            {f.get('bootSeconds', '-')} s to CAPOS-READY",
-        f"  ACME issuance   {f.get('issuanceSeconds', '-')} s in the guest",
+        f"  ACME issuance   {f.get('issuanceSeconds', '-')} s in the guest "
+        "(account, order with http-01, stored)",
         f"  TLS             {f.get('tlsVersion', '-')} {f.get('cipher', '-')}"
         f" (curl HTTP {f.get('httpStatus', '-')}, openssl verify "
         f"{'OK' if f.get('opensslVerify') else '-'})",
         f"  CertVerifier    {f.get('verification', '-')}",
         f"  memory          services' peak "
-        f"{f.get('memory', {}).get('servicesPeakKiB', 0) / 1024:.1f} MiB,"
-        f" guest used {f.get('memory', {}).get('guestUsedKiB', 0) / 1024:.1f}"
-        f" MiB of {f.get('memory', {}).get('baseMemoryBytes', 0) >> 20} MiB",
+        f"{f.get('memory', {}).get('servicesPeakKiB', 0) / 1024:.1f} MiB "
+        "(their cgroup's high-water mark); guest in use "
+        f"{f.get('memory', {}).get('guestUsedKiB', 0) / 1024:.1f} MiB "
+        "(kernel and in-RAM initramfs included) of "
+        f"{f.get('memory', {}).get('baseMemoryBytes', 0) >> 20} MiB",
         f"  logs            {f.get('logs', '-')}",
         f"  audit           {f.get('audit', {}).get('records', '-')} records"
         " from the guest: "
@@ -351,17 +357,33 @@ def main(argv: list[str] | None = None) -> int:
                    help="pebble's percentage of rejected nonces")
     args = p.parse_args(argv)
     report = Report()
+    # SIGTERM (kill, timeout, a cancelled CI job) unwinds like Ctrl-C, so
+    # the VM and pebble are stopped by the same finally blocks.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    code = 0
     try:
         run(args, report)
     except StepError as err:
         report.failed, report.error = err.step, err.detail
         print(f"run: FAILED at step {err.step}: {err.detail}",
               file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        report.failed = report.current or "start"
+        report.error = "interrupted; the VM and pebble were stopped"
+        print(f"run: interrupted during step {report.failed}",
+              file=sys.stderr, flush=True)
+        code = 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if args.json:
         print(json.dumps(dataclasses.asdict(report), indent=2))
     else:
         print_report(report)
-    return 1 if report.failed else 0
+    return code or (1 if report.failed else 0)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ through the project's own ``CertVerifier`` capability and policies.
 
 ``python -m tools.verify CHAIN [--untrusted FILE]... [--anchor ROOT]...
 [--mozilla] [--hostname NAME|IP] [--policy PRESET] [--purpose PURPOSE]
-[--at ISO8601|@EPOCH] [--json]``
+[--at ISO8601|@EPOCH] [--staple OCSP.der] [--json]``
 
 CHAIN is PEM (leaf first, then intermediates) or DER (one certificate);
 ``--untrusted`` adds intermediates from more files, as in
@@ -13,6 +13,12 @@ roots of the Mozilla bundle shipped in ``bootmanifest/data``, each with
 its trust bits and distrust-after dates. Nothing else is trusted: no
 system store. The verdict names the FailureReason and its detail; with
 ``--json`` one object on stdout carries the same, plus the verified path.
+``--staple`` hands the verifier a DER OCSP response (as ``openssl ocsp
+-respout`` writes, or a server stapled) through ``verifyChainWithStaple``;
+the host verifier has no responder capability, so without a staple or a
+short-lived leaf revocation soft-fails (``ocspStatus
+responderUnreachable``), or fails ``ocspUnavailable`` under a preset with
+``requireOcsp``.
 
 Exit status: 0 valid; 1 invalid (the reason is printed); 2 usage or
 input error (bad arguments, unreadable or unparsable input, no anchors).
@@ -118,6 +124,17 @@ def parse_time(text: str) -> dt.datetime:
     return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
 
 
+def read_staple(path: Path) -> bytes:
+    """A DER OCSP response file, else UsageError."""
+    try:
+        der = path.read_bytes()
+    except OSError as err:
+        raise UsageError(f"{path}: {err.strerror}") from err
+    if not der:
+        raise UsageError(f"{path}: empty OCSP response")
+    return der
+
+
 def check_hostname(name: str) -> str:
     """``name`` if it is an IP address or a DNS name, else UsageError."""
     if not name:
@@ -135,7 +152,7 @@ def check_hostname(name: str) -> str:
 
 async def verify(chain: list[bytes], anchors: list[Anchor],
                  policy: str, purpose: str, at: dt.datetime,
-                 hostname: str) -> dict[str, Any]:
+                 hostname: str, staple: bytes | None = None) -> dict[str, Any]:
     audit = MemoryAuditSink()
     verifier = pki().CertVerifier._new_client(CertVerifierImpl(
         PRESETS[policy], audit=audit, clock=SystemClock(), service="host",
@@ -144,10 +161,17 @@ async def verify(chain: list[bytes], anchors: list[Anchor],
         TrustStoreImpl(TrustStoreCore(tuple(anchors))))
     chain_cap = pki().CertificateChain._new_client(
         CertificateChainImpl([parse_certificate(d) for d in chain]))
-    outcome = (await verifier.verifyChain(
-        chain=chain_cap, trust=trust, purpose=purpose,
-        atEpochSeconds=int(at.timestamp()), hostname=hostname,
-    )).outcome
+    if staple is None:
+        outcome = (await verifier.verifyChain(
+            chain=chain_cap, trust=trust, purpose=purpose,
+            atEpochSeconds=int(at.timestamp()), hostname=hostname,
+        )).outcome
+    else:
+        outcome = (await verifier.verifyChainWithStaple(
+            chain=chain_cap, trust=trust, purpose=purpose,
+            atEpochSeconds=int(at.timestamp()), hostname=hostname,
+            staple=staple,
+        )).outcome
     leaf = parse_certificate(chain[0])
     result: dict[str, Any] = {
         "leaf": leaf.describe(),
@@ -167,6 +191,7 @@ async def verify(chain: list[bytes], anchors: list[Anchor],
             notAfter=dt.datetime.fromtimestamp(
                 outcome.valid.notAfter, dt.UTC).isoformat(),
             ocspStatus=str(outcome.valid.ocspStatus),
+            revocation=outcome.valid.revocation,
             sctCount=outcome.valid.sctCount,
         )
     else:
@@ -200,6 +225,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--at", default=None,
                    help="verification time: ISO 8601 (UTC if no offset) "
                    "or @EPOCH (default: now)")
+    p.add_argument("--staple", type=Path, default=None,
+                   help="DER OCSP response for the leaf, as stapled")
     p.add_argument("--json", action="store_true",
                    help="one JSON object on stdout")
     return p.parse_args(argv)
@@ -226,11 +253,12 @@ def main(argv: list[str] | None = None) -> int:
             parse_certificate(der)
         at = parse_time(args.at) if args.at else SystemClock().now()
         hostname = check_hostname(args.hostname)
+        staple = read_staple(args.staple) if args.staple else None
     except (UsageError, CertificateParseError) as err:
         print(f"capos-verify: {err}", file=sys.stderr)
         return EXIT_USAGE
     result = asyncio.run(capnp.run(verify(
-        chain, anchors, args.policy, args.purpose, at, hostname)))
+        chain, anchors, args.policy, args.purpose, at, hostname, staple)))
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
     elif result["outcome"] == "valid":
@@ -238,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  anchor: {result['anchor']}")
         print(f"  path: {len(result['path'])} certificates, valid until "
               f"{result['notAfter']}")
+        print(f"  revocation: ocspStatus {result['ocspStatus']}, "
+              f"{result['revocation']}")
         print(f"  policy {args.policy}, purpose {args.purpose}, "
               f"at {result['at']}")
     else:

@@ -19,7 +19,7 @@ import traceback
 from types import ModuleType
 from typing import Any
 
-import capnp  # type: ignore[import-untyped]
+import capnp
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def install() -> None:
     """Make this process's capability errors message-only. Idempotent."""
     lib: ModuleType = capnp.lib.capnp
     if not isinstance(getattr(lib, "_traceback", None), _MessageOnly):
-        lib._traceback = _MessageOnly()
+        lib._traceback = _MessageOnly()  # type: ignore[attr-defined]
 
 
 def parse_remote(err: BaseException) -> tuple[str, str]:

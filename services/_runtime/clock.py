@@ -32,7 +32,8 @@ class SystemClock:
 
 
 class FakeClock:
-    """A clock that moves only when :meth:`advance` or :meth:`set` is called."""
+    """A clock that moves only when :meth:`advance` or :meth:`set` is
+    called."""
 
     def __init__(self, start: dt.datetime) -> None:
         if start.tzinfo is None:

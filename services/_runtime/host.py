@@ -25,7 +25,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import capnp  # type: ignore[import-untyped]
+import capnp
 
 from services._runtime import audit as _audit
 from services._runtime import boundary

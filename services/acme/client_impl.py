@@ -34,7 +34,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import capnp  # type: ignore[import-untyped]
+import capnp
 import josepy as jose
 import requests
 from acme import challenges, client, errors, jws, messages
@@ -79,7 +79,7 @@ CHALLENGE_TYPES = {"http-01": "http01", "dns-01": "dns01",
 
 
 @challenges.ChallengeResponse.register
-class TLSALPN01Response(challenges.KeyAuthorizationChallengeResponse):  # type: ignore[misc]
+class TLSALPN01Response(challenges.KeyAuthorizationChallengeResponse):
     """tls-alpn-01 response (RFC 8737 section 3): ``{}`` like the
     others. acme 5 dropped the type; it is registered here through the
     library's own registry."""
@@ -88,7 +88,7 @@ class TLSALPN01Response(challenges.KeyAuthorizationChallengeResponse):  # type: 
 
 
 @challenges.Challenge.register
-class TLSALPN01(challenges.KeyAuthorizationChallenge):  # type: ignore[misc]
+class TLSALPN01(challenges.KeyAuthorizationChallenge):
     """tls-alpn-01 challenge; the solver derives the certificate from
     the key authorization."""
 
@@ -103,7 +103,7 @@ Sleep = Callable[[float], Awaitable[None]]
 AdapterFactory = Callable[[Any], requests.adapters.BaseAdapter]
 
 
-class RetryingNetwork(client.ClientNetwork):  # type: ignore[misc]
+class RetryingNetwork(client.ClientNetwork):
     """``ClientNetwork`` whose POSTs retry ``badNonce`` up to
     :data:`BAD_NONCE_RETRIES` times, each with the fresh nonce the error
     carried (no extra newNonce request). The library retries only once,
@@ -196,7 +196,7 @@ class CapabilityJWK(jose.JWKEC):
         return jose.JWKEC(key=self.key.public_key())
 
     def fields_to_partial_json(self) -> dict[str, Any]:
-        return self.public_key().fields_to_partial_json()  # type: ignore[no-any-return]
+        return self.public_key().fields_to_partial_json()
 
 
 class CapabilityJWKRSA(jose.JWKRSA):
@@ -208,7 +208,7 @@ class CapabilityJWKRSA(jose.JWKRSA):
         return jose.JWKRSA(key=self.key.public_key())
 
     def fields_to_partial_json(self) -> dict[str, Any]:
-        return self.public_key().fields_to_partial_json()  # type: ignore[no-any-return]
+        return self.public_key().fields_to_partial_json()
 
 
 async def public_of(key_cap: Any) -> Any:
@@ -439,7 +439,8 @@ class AcmeClientImpl(pki().AcmeClient.Server):  # type: ignore[misc]
         change_url = directory["keyChange"]
         payload = json.dumps({
             "account": url,
-            "oldKey": json.loads(local.net.key.public_key().json_dumps()),
+            "oldKey": json.loads(_key_of(local.net).public_key()
+                                 .json_dumps()),
         }).encode()
         inner = _unwrap(await asyncio.to_thread(
             _guarded, jws.JWS.sign, payload, new_jwk, new_alg, None,
@@ -530,7 +531,7 @@ class AcmeClientImpl(pki().AcmeClient.Server):  # type: ignore[misc]
                 if authzr.body.status == messages.STATUS_VALID:
                     continue
                 challb = _pick(authzr, supported)
-                chall = _challenge_of(authzr, challb, net.key)
+                chall = _challenge_of(authzr, challb, _key_of(net))
                 ok = (await _remote(solver.solve(challenge=chall))).ok
                 if not ok:
                     raise CapabilityError(
@@ -714,6 +715,13 @@ def _reason_code(reason: Any) -> int:
     return int(pki().RevocationReason.schema.enumerants[str(reason)])
 
 
+def _key_of(net: client.ClientNetwork) -> jose.JWK:
+    """The account key a network signs with (always set here)."""
+    if net.key is None:
+        raise ValueError("ACME network without an account key")
+    return net.key
+
+
 def _net_of(acme: client.ClientV2) -> RetryingNetwork:
     net = acme.net
     assert isinstance(net, RetryingNetwork)
@@ -722,7 +730,9 @@ def _net_of(acme: client.ClientV2) -> RetryingNetwork:
 
 def _post_key_change(net: RetryingNetwork, url: str, inner: jws.JWS,
                      new_nonce_url: str) -> requests.Response:
-    return net.post(url, inner, new_nonce_url=new_nonce_url)
+    response: requests.Response = net.post(url, inner,
+                                           new_nonce_url=new_nonce_url)
+    return response
 
 
 def _thumbprint(jwk: jose.JWK) -> str:

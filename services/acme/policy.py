@@ -144,11 +144,12 @@ def retry_after_failure(failures: int, now: dt.datetime,
     and at half the time left before expiry, with up to 10% jitter."""
     if failures < 1:
         raise ValueError("failures must be >= 1")
-    wait = min(RETRY_CAP, RETRY_INITIAL * (2 ** min(failures - 1, 32)))
+    wait = min(RETRY_CAP, RETRY_INITIAL * (1 << min(failures - 1, 32)))
     left = not_after - now
     if left > dt.timedelta(0):
         wait = min(wait, max(left / 2, dt.timedelta(seconds=60)))
-    return now + wait * (1 - 0.1 * rng.random())
+    jitter = 1 - 0.1 * float(rng.random())
+    return now + wait * jitter
 
 
 def spread(due: dict[str, dt.datetime], now: dt.datetime,

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import capnp  # type: ignore[import-untyped]
+import capnp
 
 from services._runtime.clock import SystemClock
 from services.init import system
@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BOOT
     finally:
         system.stop(procs)
-    return code
+    return int(code)
 
 
 if __name__ == "__main__":

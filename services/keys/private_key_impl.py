@@ -20,8 +20,9 @@ from services._runtime.schema import pki
 from services.x509.model import key_algorithm
 from services.x509.publickey_impl import PublicKeyImpl
 
-_HASHES = {"Sha1": hashes.SHA1, "Sha256": hashes.SHA256,
-           "Sha384": hashes.SHA384, "Sha512": hashes.SHA512}
+_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "Sha1": hashes.SHA1, "Sha256": hashes.SHA256,
+    "Sha384": hashes.SHA384, "Sha512": hashes.SHA512}
 
 
 def sign_with(key: Any, message: bytes, scheme: str) -> bytes:

@@ -57,12 +57,19 @@ class StaplingTLSServer:
     """Accepts on 127.0.0.1; staples what ``staple()`` returns."""
 
     def __init__(self, key: Any, ders: Sequence[bytes],
-                 staple: Callable[[], bytes], *, port: int = 0) -> None:
+                 staple: Callable[[], bytes], *, port: int = 0,
+                 sock: socket.socket | None = None) -> None:
+        """:param sock: a listening socket to accept on instead of
+            binding 127.0.0.1:``port`` (in the guest, capos-init makes
+            it from the manifest's ``listen``)."""
         self.context = server_context(key, ders, staple)
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((LOOPBACK, port))
-        self._sock.listen(64)
+        if sock is None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((LOOPBACK, port))
+            sock.listen(64)
+        sock.setblocking(True)
+        self._sock = sock
         self.port = int(self._sock.getsockname()[1])
         self.handshakes = 0
         self._closed = threading.Event()

@@ -19,6 +19,7 @@ class Reason(enum.Enum):
     signatureMismatch = "signatureMismatch"
     nameMismatch = "nameMismatch"
     insufficientScts = "insufficientScts"
+    revoked = "revoked"
     ocspUnavailable = "ocspUnavailable"
     weakAlgorithm = "weakAlgorithm"
     policyViolation = "policyViolation"

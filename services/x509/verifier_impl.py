@@ -28,6 +28,22 @@ caller's store resolve to its anchors. Any change to a store bumps its
 version and changes its digest, so the next call misses and sees the
 change. Outcomes are not cached: validity at ``at``, the chain, purpose
 and hostname are checked on every call; only the anchors are reused.
+
+Revocation (DESIGN.md section 6; RFC 6960, RFC 7633): evidence reaches
+the verifier only through capabilities and arguments, never a URL it
+fetches on its own authority. ``verifyChainWithStaple`` carries the OCSP
+response the caller got in its TLS handshake (``verifyChain`` is the
+same call with no staple). The ``CrlStore`` the verifier is minted with
+gives the issuers' CRLs; the ``OcspResponder`` it is minted with is
+asked for the leaf's status only when the staple and the CRLs do not
+decide (no staple, or one that is not usable, and the leaf is not
+short-lived). A verifier minted without a responder cannot fetch, so
+it soft-fails, or fails ``ocspUnavailable`` under ``requireOcsp``. The
+decision itself is :func:`services.x509.policy.decide_revocation`. A
+soft-fail is reported: ``ValidChain.ocspStatus = responderUnreachable``
+(``unknown`` if a responder said so), ``ValidChain.revocation`` starts
+``softFail:`` with the notes, and the audit record's detail says
+``revocation soft-fail`` and why.
 """
 
 from __future__ import annotations
@@ -41,10 +57,19 @@ from typing import Any
 from services._runtime.audit import AuditEvent, AuditSink
 from services._runtime.clock import Clock, epoch_seconds, from_epoch
 from services._runtime.schema import pki
-from services.x509.certificate_impl import CertificateImpl
+from services.ocsp import errors as ocsp_errors
+from services.ocsp.transport import MAX_RESPONSE
+from services.x509.boundary import reason_of
+from services.x509.certificate_impl import CertificateImpl, write_name
 from services.x509.errors import Reason, ServiceError, VerificationError
 from services.x509.model import ParsedCertificate, parse_certificate
-from services.x509.policy import PRESETS, VerificationPolicy, verify_chain
+from services.x509.policy import (
+    PRESETS,
+    VerificationPolicy,
+    VerifiedPath,
+    build_path,
+    decide_revocation,
+)
 from services.x509.publickey_impl import verify_with
 from services.x509.trust import (
     Anchor,
@@ -60,6 +85,8 @@ from services.x509.trust import (
 ANCHOR_CACHE_SIZE = 16
 #: Anchors read from one store; Mozilla's program has about 150.
 MAX_STORE_ANCHORS = 1024
+#: Largest stapled response taken (the OCSP client's own limit).
+MAX_STAPLE = MAX_RESPONSE
 
 
 async def fetch_ders(certs: Any) -> list[bytes]:
@@ -107,7 +134,8 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
     def __init__(self, policy: VerificationPolicy, *, audit: AuditSink,
                  clock: Clock, ct_logs: Any = None,
                  service: str = "verifier", name: str = "verifier",
-                 policy_name: str = "") -> None:
+                 policy_name: str = "", crl_store: Any = None,
+                 ocsp_responder: Any = None) -> None:
         self._service = service
         self._name = name
         self._policy = policy
@@ -115,6 +143,9 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
         self._audit = audit
         self._clock = clock
         self._ct_logs = ct_logs
+        self._crl_store = crl_store  # a CrlStore capability, or None
+        # An OcspResponder capability, or None: then nothing is fetched.
+        self._ocsp = ocsp_responder
         # Parsed certificates by DER, so a repeat call does not re-parse.
         self._parsed: dict[bytes, ParsedCertificate] = {}
         self._anchors: collections.OrderedDict[
@@ -139,7 +170,7 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
         self._audit.emit(AuditEvent(
             at=self._clock.now(), service=self._service,
             capability=self._name, operation=operation, outcome=outcome,
-            reason=reason, subject=subject, detail=detail[:400]))
+            reason=reason, subject=subject, detail=detail[:800]))
 
     async def _store_anchors(self, trust: Any) -> _Entry | ServiceError:
         """The store's anchors, from the cache when its content is known.
@@ -183,7 +214,7 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
         return entry
 
     def _verify(self, certs: list[ParsedCertificate], store: _Entry,
-                purpose: str, at: Any, hostname: str) -> Any:
+                purpose: str, at: Any, hostname: str) -> VerifiedPath:
         if not certs:
             raise ServiceError(Reason.policyViolation, "empty chain")
         leaf, inter = certs[0], certs[1:]
@@ -194,8 +225,8 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
                 raise VerificationError(
                     Reason.unknownAnchor,
                     f"no anchor in the store is trusted for {purpose}")
-            return verify_chain(leaf, inter, usable, purpose, at, hostname,
-                                self._policy)
+            return build_path(leaf, inter, usable, purpose, at, hostname,
+                              self._policy)
         except VerificationError as err:
             if err.reason is not Reason.unknownAnchor or not excluded:
                 raise
@@ -211,29 +242,118 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
                   hostname: str) -> str | None:
         """Why a left-out anchor that would have verified was left out."""
         try:
-            found = verify_chain(leaf, inter,
-                                 [e.anchor.cert for e in excluded],
-                                 purpose, at, hostname, self._policy)
+            found = build_path(leaf, inter,
+                               [e.anchor.cert for e in excluded],
+                               purpose, at, hostname, self._policy)
         except ServiceError:
             return None
         return next((e.why for e in excluded
                      if e.anchor.cert.der == found.anchor.der), None)
 
+    async def _crls_for(self, certs: list[ParsedCertificate]) -> tuple[
+            list[bytes], dict[bytes, str]]:
+        """The CRL store's CRL for each distinct issuer of ``certs``.
+
+        :returns: the CRLs, and by issuer name (DER) why the store
+            could not give one (revocation status unknown: the policy
+            decides whether that fails).
+        """
+        if self._crl_store is None:
+            return [], {}
+        issuers = {c.issuer.der: c.issuer for c in certs}
+        requests = []
+        for name in issuers.values():
+            request = self._crl_store.crlFor_request()
+            write_name(request.init("issuer"), name)
+            requests.append(request.send())
+        replies = await asyncio.gather(*requests, return_exceptions=True)
+        crls: list[bytes] = []
+        problems: dict[bytes, str] = {}
+        for name, reply in zip(issuers.values(), replies, strict=True):
+            if not isinstance(reply, BaseException):
+                if len(reply.crl):
+                    crls.append(bytes(reply.crl))
+                continue
+            reason, detail = reason_of(reply)
+            if reason == Reason.unknownAnchor.value:
+                continue  # the store does not serve this issuer
+            problems[name.der] = f"crl store: {reason}: {detail}"
+        return crls, problems
+
+    async def _fetch(self, built: VerifiedPath,
+                     at: Any) -> tuple[bytes | None, str]:
+        """The leaf's status from the minted responder: DER, or a note."""
+        if self._ocsp is None:
+            return None, ("no OcspResponder capability: status not "
+                          "fetched")
+        try:
+            reply = await self._ocsp.status(
+                cert=CertificateImpl(built.path[0]),
+                issuer=CertificateImpl(built.path[1]),
+                atEpochSeconds=epoch_seconds(at))
+        except Exception as err:  # capnp.KjException, from the peer
+            reason, detail = reason_of(err)
+            what = ("unreachable" if detail.startswith("unreachable")
+                    else "gave no usable status")
+            return None, f"ocsp responder {what}: {reason}: {detail}"
+        return bytes(reply.response.der), ""
+
+    async def _revocation(self, built: VerifiedPath, at: Any,
+                          staple: bytes | None, crls: list[bytes],
+                          problems: dict[bytes, str]) -> VerifiedPath:
+        """Decide with the evidence at hand; fetch only if undecided."""
+        def decide(fetched: bytes | None,
+                   notes: tuple[str, ...]) -> VerifiedPath:
+            return decide_revocation(
+                built, at, self._policy, staple=staple, fetched=fetched,
+                crls=crls, crl_problems=problems, notes=notes)
+
+        try:
+            first = decide(None, ())
+        except VerificationError as err:
+            if err.context.get("problem") != (
+                    ocsp_errors.Problem.noEvidence.value):
+                raise
+        else:
+            assert first.revocation is not None
+            if first.revocation.outcome != "softFail":
+                return first
+        fetched, note = await self._fetch(built, at)
+        return decide(fetched, (note,) if note else ())
+
     async def verifyChain(self, chain: Any, trust: Any, purpose: Any,
                           atEpochSeconds: int, hostname: str,
                           _context: Any, **kwargs: Any) -> None:
+        """``verifyChainWithStaple`` with no staple."""
+        await self._verify_call("verifyChain", chain, trust, purpose,
+                                atEpochSeconds, hostname, None, _context)
+
+    async def verifyChainWithStaple(self, chain: Any, trust: Any,
+                                    purpose: Any, atEpochSeconds: int,
+                                    hostname: str, staple: bytes,
+                                    _context: Any, **kwargs: Any) -> None:
+        """Verify with the OCSP response stapled in the handshake."""
+        await self._verify_call("verifyChainWithStaple", chain, trust,
+                                purpose, atEpochSeconds, hostname,
+                                bytes(staple) or None, _context)
+
+    async def _verify_call(self, operation: str, chain: Any, trust: Any,
+                           purpose: Any, atEpochSeconds: int,
+                           hostname: str, staple: bytes | None,
+                           _context: Any) -> None:
         purpose_name = str(purpose)
         at = (from_epoch(atEpochSeconds) if atEpochSeconds
               else self._clock.now())
         context = (f"policy={self._policy_name} purpose={purpose_name} "
-                   f"hostname={hostname} at={at.isoformat()}")
+                   f"hostname={hostname} at={at.isoformat()} "
+                   f"staple={'yes' if staple else 'no'}")
         subject: tuple[str, ...] = ()
         try:
             chain_caps = (await chain.certificates()).chain
             chain_ders, store = await asyncio.gather(
                 fetch_ders(chain_caps), self._store_anchors(trust))
         except Exception as err:
-            self._emit("verifyChain", "error", "", subject,
+            self._emit(operation, "error", "", subject,
                        f"{context}; fetching chain or anchors: {err}")
             raise
         subject = tuple(f"sha256={hashlib.sha256(d).hexdigest()}"
@@ -242,28 +362,40 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
         try:
             if isinstance(store, ServiceError):
                 raise store
+            if staple is not None and len(staple) > MAX_STAPLE:
+                raise ServiceError(
+                    Reason.policyViolation,
+                    f"staple of {len(staple)} B is over {MAX_STAPLE} B")
             certs = [self._parse(d) for d in chain_ders]
-            result = self._verify(certs, store, purpose_name, at,
-                                  hostname)
+            crls, problems = await self._crls_for(certs)
+            built = self._verify(certs, store, purpose_name, at, hostname)
+            result = await self._revocation(built, at, staple, crls,
+                                            problems)
         except ServiceError as err:
             failure = out.init("invalid")
             failure.reason = err.reason.value
             failure.detail = err.detail
-            self._emit("verifyChain", "refused", err.reason.value, subject,
+            self._emit(operation, "refused", err.reason.value, subject,
                        f"{context}; {err.detail}")
             return
+        rev = result.revocation
+        assert rev is not None
         valid = out.init("valid")
         valid.anchor = CertificateImpl(result.anchor)
         valid.sctCount = result.sct_count
-        # NOTE: no OCSP evidence is gathered in this phase; a stapled
-        # response, when there is one, arrives with Phase 4.
-        valid.ocspStatus = "stapledAbsent"
+        valid.ocspStatus = result.ocsp_status
+        basis = "softFail" if rev.outcome == "softFail" else rev.source
+        valid.revocation = f"{basis}: {rev.note}" if rev.note else basis
         valid.notAfter = epoch_seconds(result.not_after)
         path = valid.init("path", len(result.path))
         for i, cert in enumerate(result.path):
             path[i] = CertificateImpl(cert)
-        self._emit("verifyChain", "ok", "", subject,
-                   f"{context}; anchor={result.anchor.sha256.hex()}")
+        said = ("revocation soft-fail" if rev.outcome == "softFail"
+                else f"revocation={rev.source}")
+        note = f" ({rev.note[:300]})" if rev.note else ""
+        self._emit(operation, "ok", "", subject,
+                   f"{context}; {said} ocspStatus={result.ocsp_status}"
+                   f"{note}; anchor={result.anchor.sha256.hex()}")
 
     async def verifySignature(self, cert: Any, message: bytes,
                               signature: bytes, scheme: Any,

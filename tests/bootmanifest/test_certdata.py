@@ -44,8 +44,20 @@ def test_counts(bundle: certdata.RootBundleData) -> None:
     )
 
 
-def test_cross_check_passes(bundle, metadata) -> None:
-    certdata.cross_check(bundle, metadata)
+def test_cross_check_agrees_with_the_metadata_and_catches_a_change(
+        bundle, metadata) -> None:
+    import copy
+
+    from bootmanifest.errors import ManifestError
+
+    certdata.cross_check(bundle, metadata)  # the real pair agrees
+    assert metadata["counts"]["roots"] == len(bundle.roots) == 172
+    changed = copy.deepcopy(metadata)
+    changed["counts"]["tls_anchors"] += 1
+    with pytest.raises(ManifestError) as info:
+        certdata.cross_check(bundle, changed)
+    assert info.value.reason == "rootsMismatch"
+    assert "tls_anchors" in info.value.detail
 
 
 def test_izenpe_distrust_after_from_trust_object(bundle) -> None:

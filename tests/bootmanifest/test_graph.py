@@ -42,7 +42,8 @@ def test_default_graph_is_valid() -> None:
     )
     names = [s.name for s in services]
     assert set(names) == {
-        "audit", "trust", "verifier", "certstore", "acme", "gateway"
+        "audit", "trust", "verifier", "certstore", "acme", "gateway",
+        "ca", "ocsp", "tlsstaple",
     }
     assert names.index("audit") < names.index("trust")
     assert names.index("trust") < names.index("verifier")

@@ -74,7 +74,8 @@ def test_issue_store_serve_and_verify(pebble: Pebble, tmp_path: Path) -> None:
     m = signed_manifest(pebble, tmp_path)
     order = system.start_order(system.specs_from_manifest(m))
     procs = system.spawn(order, bind="127.0.0.1",
-                         port_map={80: pebble.ports.http01, 443: 0})
+                         port_map={80: pebble.ports.http01, 443: 0,
+                                   8080: 0, 8443: 0})
     gateway = next(p for p in procs if p.spec.name == "gateway")
     roots = pebble.issuance_roots()[0]
     settings = {
@@ -156,7 +157,8 @@ def test_unreachable_acme_server_is_reported(tmp_path: Path,
     port = pebble.ports.acme
     pebble.stop()
     order = system.start_order(system.specs_from_manifest(m))
-    procs = system.spawn(order, bind="127.0.0.1", port_map={80: 0, 443: 0})
+    procs = system.spawn(order, bind="127.0.0.1",
+                         port_map={80: 0, 443: 0, 8080: 0, 8443: 0})
     settings = {"acmeDirectory": f"https://localhost:{port}/dir",
                 "tlsName": NAME}
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.vm import VM
+from tools.vm import GUEST_MB, VM
 
 pytestmark = pytest.mark.vm
 
@@ -37,7 +37,7 @@ def test_boot_and_tls_handshake(image_dir: Path) -> None:
         assert hashlib.sha256(der).hexdigest() == m.group(1)
         assert body.endswith(b"capos-smoke")
         mem = vm.qmp("query-memory-size-summary")
-        assert mem["base-memory"] == 256 << 20  # type: ignore[index]
+        assert mem["base-memory"] == GUEST_MB << 20  # type: ignore[index]
 
 
 def test_missing_image_is_reported(tmp_path: Path) -> None:

@@ -78,3 +78,57 @@ def test_keep_serves_until_interrupted_then_tears_down() -> None:
                             f"https://127.0.0.1:{port}/"],
                            capture_output=True, text=True)
     assert probe.returncode == 7, probe.stderr  # couldn't connect
+
+
+def _children(pid: int) -> dict[int, str]:
+    """Direct children of ``pid``: their pids and command names."""
+    from pathlib import Path
+
+    out = {}
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":\t", 1) for line in text.splitlines()
+                      if ":\t" in line)
+        if int(fields.get("PPid", "0")) == pid:
+            out[int(status.parent.name)] = fields["Name"].strip()
+    return out
+
+
+def test_sigterm_during_boot_stops_everything_and_names_the_step() -> None:
+    """A killed run (timeout, CI cancel, plain ``kill``) leaves nothing
+    running: QEMU and pebble stop, and the report names the step."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tools.run"], stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, cwd=run.REPO)
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:
+            if "run:   guest" in line:  # QEMU is up, the guest booting
+                break
+        kids = _children(proc.pid)
+        assert any(n.startswith("qemu") for n in kids.values()), kids
+        assert any(n.startswith("pebble") for n in kids.values()), kids
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, rest[-2000:]
+    assert "interrupted during step boot" in rest
+    assert "FAILED at boot" in rest
+    assert "Traceback" not in rest
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(
+            os.path.exists(f"/proc/{pid}") for pid in kids):
+        time.sleep(0.1)
+    assert not [pid for pid in kids if os.path.exists(f"/proc/{pid}")]

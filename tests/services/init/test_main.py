@@ -104,7 +104,7 @@ def test_good_manifest_boots_and_records_version(signed, tmp_path) -> None:
          "acmeDirectory=https://127.0.0.1:1/dir"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, env={**os.environ, "PYTHONPATH": str(REPO),
-                        "CAPOS_LISTEN_MAP": "80=0,443=0",
+                        "CAPOS_LISTEN_MAP": "80=0,443=0,8080=0,8443=0",
                         "CAPOS_BIND": "127.0.0.1"},
     )
     lines = []
@@ -123,6 +123,11 @@ def test_good_manifest_boots_and_records_version(signed, tmp_path) -> None:
         proc.stdout.close()
     ready = [x for x in lines if x.startswith("CAPOS-READY")]
     assert ready, "\n".join(lines)
-    assert ready[0].split()[1] == (
-        "services=audit,trust,verifier,certstore,acme,gateway")
+    from bootmanifest import graph
+
+    order = graph.validate(graph.parse(build.SERVICES_FILE.read_bytes()),
+                           anchor_names=["acme-server-root"])
+    assert ready[0].split()[1] == "services=" + ",".join(
+        s.name for s in order)
+    assert len(order) == 9
     assert (tmp_path / "installed-version").read_text().strip() == "5"

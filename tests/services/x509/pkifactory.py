@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -51,17 +52,33 @@ def _ski(key: Key) -> x509.SubjectKeyIdentifier:
 
 
 def ca(cn: str, issuer: Issued | None = None, *, key: Key | None = None,
-       serial: int = 1) -> Issued:
-    """A CA certificate, self-signed when ``issuer`` is None."""
+       serial: int = 1, subject: x509.Name | None = None,
+       signer: Key | None = None,
+       not_before: dt.datetime = T0 - 365 * DAY,
+       not_after: dt.datetime = T0 + 3650 * DAY,
+       path_length: int | None = None,
+       ekus: tuple[x509.ObjectIdentifier, ...] | None = None,
+       permitted: list[x509.GeneralName] | None = None,
+       excluded: list[x509.GeneralName] | None = None,
+       hash_alg: Any = None) -> Issued:
+    """A CA certificate, self-signed when ``issuer`` is None.
+
+    :param subject: override the subject name (default ``name(cn)``).
+    :param signer: sign with this key instead of the issuer's.
+    :param ekus: add an EKU extension with these purposes.
+    :param permitted: add critical name constraints.
+    """
     key = key or ec_key(cn)
-    signer_key = issuer.key if issuer else key
-    signer_name = issuer.cert.subject if issuer else name(cn)
+    subject = subject or name(cn)
+    signer_key = signer or (issuer.key if issuer else key)
+    signer_name = issuer.cert.subject if issuer else subject
     builder = (
         x509.CertificateBuilder()
-        .subject_name(name(cn)).issuer_name(signer_name)
+        .subject_name(subject).issuer_name(signer_name)
         .public_key(key.public_key()).serial_number(serial)
-        .not_valid_before(T0 - 365 * DAY).not_valid_after(T0 + 3650 * DAY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None),
+        .not_valid_before(not_before).not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=True,
+                                             path_length=path_length),
                        critical=True)
         .add_extension(x509.KeyUsage(
             digital_signature=False, content_commitment=False,
@@ -69,29 +86,45 @@ def ca(cn: str, issuer: Issued | None = None, *, key: Key | None = None,
             key_agreement=False, key_cert_sign=True, crl_sign=True,
             encipher_only=False, decipher_only=False), critical=True)
         .add_extension(_ski(key), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-            signer_key.public_key()), critical=False)  # type: ignore
     )
-    return Issued(builder.sign(signer_key, hashes.SHA256()), key)
+    if issuer is not None or signer is not None:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                signer_key.public_key()), critical=False)
+    if ekus is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(list(ekus)),
+                                        critical=False)
+    if permitted is not None or excluded is not None:
+        builder = builder.add_extension(x509.NameConstraints(
+            permitted_subtrees=permitted, excluded_subtrees=excluded),
+            critical=True)
+    return Issued(builder.sign(signer_key, hash_alg or hashes.SHA256()),
+                  key)
 
 
 def leaf(issuer: Issued, *, host: str = HOST, key: Key | None = None,
          signer: Key | None = None, serial: int = 0x1234,
          not_before: dt.datetime = T0 - DAY,
          not_after: dt.datetime = T0 + 90 * DAY,
-         ekus: tuple[x509.ObjectIdentifier, ...] = (
+         ekus: tuple[x509.ObjectIdentifier, ...] | None = (
              ExtendedKeyUsageOID.SERVER_AUTH,
-             ExtendedKeyUsageOID.CLIENT_AUTH)) -> Issued:
+             ExtendedKeyUsageOID.CLIENT_AUTH),
+         sans: list[x509.GeneralName] | None = None,
+         subject: x509.Name | None = None,
+         hash_alg: Any = None) -> Issued:
     """An end-entity certificate for ``host``.
 
     :param signer: sign with this key instead of the issuer's (a forged
         signature under the issuer's name).
+    :param ekus: None leaves the EKU extension out.
+    :param sans: the SAN entries (default ``[DNSName(host)]``).
     """
     key = key or ec_key("leaf")
     signer_key = signer or issuer.key
     builder = (
         x509.CertificateBuilder()
-        .subject_name(name(host)).issuer_name(issuer.cert.subject)
+        .subject_name(subject or name(host))
+        .issuer_name(issuer.cert.subject)
         .public_key(key.public_key()).serial_number(serial)
         .not_valid_before(not_before).not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None),
@@ -102,13 +135,17 @@ def leaf(issuer: Issued, *, host: str = HOST, key: Key | None = None,
             key_agreement=False, key_cert_sign=False, crl_sign=False,
             encipher_only=False, decipher_only=False), critical=True)
         .add_extension(x509.SubjectAlternativeName(
-            [x509.DNSName(host)]), critical=False)
-        .add_extension(x509.ExtendedKeyUsage(list(ekus)), critical=False)
+            sans if sans is not None else [x509.DNSName(host)]),
+            critical=False)
         .add_extension(_ski(key), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-            issuer.key.public_key()), critical=False)  # type: ignore
+            issuer.key.public_key()), critical=False)
     )
-    return Issued(builder.sign(signer_key, hashes.SHA256()), key)
+    if ekus is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(list(ekus)),
+                                        critical=False)
+    return Issued(builder.sign(signer_key, hash_alg or hashes.SHA256()),
+                  key)
 
 
 @dataclasses.dataclass(frozen=True)

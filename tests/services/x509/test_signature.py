@@ -164,10 +164,10 @@ def test_scheme_outside_policy_is_refused(scheme: str) -> None:
 
 
 def test_key_outside_policy_is_refused() -> None:
-    # codeSigning does not admit RSA-2048 keys.
-    sig = sign(key_for("rsaPkcs1Sha256"), "rsaPkcs1Sha256", MESSAGE)
-    ok, audit = check(CODE_SIGNING, cert_for("rsaPkcs1Sha256"), MESSAGE,
-                      sig, "rsaPkcs1Sha256")
+    # codeSigning admits RSA-PSS but not RSA-2048 keys.
+    sig = sign(key_for("rsaPssSha256"), "rsaPssSha256", MESSAGE)
+    ok, audit = check(CODE_SIGNING, cert_for("rsaPssSha256"), MESSAGE,
+                      sig, "rsaPssSha256")
     assert ok is False
     assert "key rsa2048 not allowed" in audit.events[0].detail
 
@@ -227,9 +227,6 @@ def _webauthn_store(root: f.Issued) -> TrustStoreImpl:
     )))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "policy.verify_chain refuses purpose webauthnRoot ('not verified as "
-    "a chain'); its EKU rules are the policy layer's part of issue #3"))
 def test_webauthn_attestation_chain_under_webauthn_root() -> None:
     root, inter, batch = _fido()
     # authenticatorData || clientDataHash, signed by the attestation key.

@@ -1,0 +1,188 @@
+"""The stapling TLS endpoint: a must-staple certificate from the private
+CA, served with its OCSP staple (RFC 6066 section 8; TLS 1.3 carries it
+in the leaf's CertificateEntry, RFC 8446 4.4.2.1; must-staple is RFC
+7633's TLS feature ``status_request``).
+
+Pebble issues no OCSP, so the ACME gateway on 443 has nothing to staple;
+this service is the project's stapling server in the guest. At start it
+narrows the granted ``ca`` capability to its own name, must-staple and a
+bounded lifetime, and has that narrowed holder issue its certificate
+(or reuses the key and chain kept in its ``stateDir`` while more than a
+third of the lifetime is left, DESIGN.md section 6). An
+:class:`~services.ocsp.stapler_impl.OcspStaplerImpl` fetches the staple
+through the granted ``ocsp`` capability (an ``OcspResponder``, which asks
+the responder in the certificate's AIA), caches it in ``stateDir``, and
+refreshes it at half its validity; the TLS listener capos-init made
+(``listen``) staples whatever it holds, never a response past its
+nextUpdate.
+
+Settings: ``stapleName`` (default ``staple.capos.test``), ``staplePort``
+(8443, a port in the manifest entry's ``listen``),
+``stapleLifetimeSeconds`` (default 86400), ``staplePollSeconds``
+(default 60: the longest wait between refresh checks, so a failed
+refresh is retried).
+
+Console lines: ``CAPOS-STAPLE serving port=<p> name=<n> serial=<hex>
+sha256=<hex> reused=<yes|no>`` once listening, and ``CAPOS-STAPLE
+health=<ok|degraded|failing|empty> ...`` on every change of the
+stapler's state (:mod:`services.ocsp.stapler`); the audit records are
+the stapler's own (``refresh``, ``stopStapling``, ``loadCache``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from services._runtime.host import ServiceContext
+from services._runtime.schema import pki
+from services.ca.store import write_atomic
+from services.ocsp.staple_tls import StaplingTLSServer
+from services.ocsp.stapler import StaplerCore
+from services.ocsp.stapler_impl import OcspStaplerImpl
+from services.x509.chain_impl import CertificateChainImpl
+from services.x509.model import parse_certificate
+
+log = logging.getLogger(__name__)
+
+KEY_FILE = "key.pem"
+CHAIN_FILE = "chain.pem"
+STAPLE_DIR = "staples"
+
+#: Kept alive for the life of the process.
+_RUNNING: list[Any] = []
+
+
+def say(line: str) -> None:
+    print(f"CAPOS-STAPLE {line}", flush=True)
+
+
+def load_kept(state: Path | None, now: dt.datetime,
+              ) -> tuple[Any, list[bytes]] | None:
+    """The key and chain kept in ``state``, if the leaf matches the key
+    and has more than a third of its lifetime left."""
+    if state is None:
+        return None
+    try:
+        key = serialization.load_pem_private_key(
+            (state / KEY_FILE).read_bytes(), password=None)
+        certs = x509.load_pem_x509_certificates(
+            (state / CHAIN_FILE).read_bytes())
+    except (OSError, ValueError) as err:
+        log.info("no usable kept certificate: %s", err)
+        return None
+    leaf = certs[0]
+    nb, na = leaf.not_valid_before_utc, leaf.not_valid_after_utc
+    if (len(certs) < 2 or leaf.public_key() != key.public_key()
+            or now >= na - (na - nb) / 3):
+        return None
+    return key, [c.public_bytes(serialization.Encoding.DER) for c in certs]
+
+
+def keep(state: Path | None, key: Any, ders: list[bytes]) -> None:
+    if state is None:
+        return
+    write_atomic(state / KEY_FILE, key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()), mode=0o600)
+    write_atomic(state / CHAIN_FILE, b"".join(
+        x509.load_der_x509_certificate(d).public_bytes(
+            serialization.Encoding.PEM) for d in ders))
+
+
+def csr_for(key: Any, name: str) -> bytes:
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([
+               x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+           .add_extension(x509.SubjectAlternativeName(
+               [x509.DNSName(name)]), critical=False)
+           .sign(key, hashes.SHA256()))
+    return csr.public_bytes(serialization.Encoding.DER)
+
+
+async def issue(ca: Any, key: Any, name: str, lifetime: int) -> list[bytes]:
+    """Narrow ``ca`` to ``name``, must-staple and ``lifetime``, then
+    issue through the narrowed holder; the chain's DER, leaf first."""
+    narrowed = (await ca.narrow(policy={
+        "nameSubtrees": {"permitted": [{"base": {"dnsName": name}}]},
+        "maxLifetimeSeconds": lifetime, "mustStaple": True})).ca
+    chain = (await narrowed.issue(request={
+        "csr": csr_for(key, name),
+        "subjectAltNames": [{"dnsName": name}],
+        "lifetimeSeconds": lifetime})).chain
+    certs = (await chain.certificates()).chain
+    return [bytes((await c.der()).encoded) for c in certs]
+
+
+class HealthReporter:
+    """Says each change of the stapler's state on the console."""
+
+    def __init__(self, core: StaplerCore) -> None:
+        self.core = core
+        self.last = ""
+
+    def report(self) -> None:
+        # current() also records the stop once nextUpdate has passed.
+        held = self.core.current()
+        health = self.core.health
+        if health == self.last:
+            return
+        self.last = health
+        when = ""
+        if held is not None:
+            when = (f" thisUpdate={held.this_update.isoformat()}"
+                    f" nextUpdate={held.next_update.isoformat()}")
+        say(f"health={health}{when}")
+
+
+async def build(ctx: ServiceContext) -> dict[str, Any]:
+    s = ctx.settings
+    name = s.get("stapleName", "staple.capos.test")
+    port = int(s.get("staplePort", "8443"))
+    lifetime = int(s.get("stapleLifetimeSeconds", "86400"))
+    poll = float(s.get("staplePollSeconds", "60"))
+    raw_state = ctx.inputs.get("stateDir")
+    state = Path(raw_state.decode()) if raw_state else None
+    kept = load_kept(state, ctx.clock.now())
+    if kept is not None:
+        key, ders = kept
+    else:
+        key = ec.generate_private_key(ec.SECP256R1())
+        ders = await issue(ctx.cap("ca", pki().CertificateAuthority), key,
+                           name, lifetime)
+        keep(state, key, ders)
+    cache = None
+    if state is not None:
+        cache = state / STAPLE_DIR
+        cache.mkdir(mode=0o700, exist_ok=True)
+    core = StaplerCore(None, ctx.clock, ctx.audit, cache_dir=cache,
+                       service=ctx.name)
+    stapler = OcspStaplerImpl(core)
+    chain = pki().CertificateChain._new_client(CertificateChainImpl(
+        [parse_certificate(d) for d in ders]))
+    await stapler.attach(chain, ctx.cap("ocsp", pki().OcspResponder))
+    server = StaplingTLSServer(key, ders, stapler.current_der,
+                               sock=ctx.listeners[port]).start()
+    reporter = HealthReporter(core)
+    reporter.report()
+
+    async def sleep(seconds: float) -> None:
+        reporter.report()
+        await asyncio.sleep(seconds)
+
+    task = asyncio.get_running_loop().create_task(
+        stapler.maintain(sleep, poll=poll))
+    _RUNNING.extend([server, task, chain])
+    leaf = x509.load_der_x509_certificate(ders[0])
+    say(f"serving port={port} name={name} serial={leaf.serial_number:x} "
+        f"sha256={leaf.fingerprint(hashes.SHA256()).hex()} "
+        f"reused={'yes' if kept is not None else 'no'}")
+    return {}

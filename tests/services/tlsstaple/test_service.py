@@ -1,0 +1,127 @@
+"""The stapling TLS endpoint as capos-init starts it, beside the CA and
+OCSP client services: a narrowed CA holder issues its must-staple
+certificate, the handshake carries a good staple from the CA's own
+responder, and a restart over the same state directory reuses the key,
+chain and cached staple."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.x509 import ocsp
+
+from services._runtime.audit import MemoryAuditSink
+from services._runtime.clock import FakeClock
+from services._runtime.host import ServiceContext
+from services._runtime.schema import pki
+from services.ca import service as ca_service
+from services.ocsp import service as ocsp_service
+from services.ocsp.model import is_must_staple
+from services.ocsp.staple_tls import client_handshake
+from services.tlsstaple import service as tlsstaple
+from tests.services.ca import helpers as h
+from tests.services.x509.rpc import run, serve
+
+
+class Granted:
+    """What init hands a service: a capability typed on request."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def as_interface(self, interface: Any) -> Any:
+        return self.client
+
+
+def _listener() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    return sock
+
+
+def _stop_all() -> None:
+    for server in ca_service._RUNNING:
+        server.stop()
+    ca_service._RUNNING.clear()
+    for item in tlsstaple._RUNNING:
+        if isinstance(item, asyncio.Task):
+            item.cancel()
+        elif hasattr(item, "stop"):
+            item.stop()
+    tlsstaple._RUNNING.clear()
+
+
+def _context(name: str, state: Path, clock: FakeClock,
+             audit: MemoryAuditSink, listeners: dict[int, socket.socket],
+             grants: dict[str, Any] | None = None) -> ServiceContext:
+    state.mkdir(parents=True, exist_ok=True)
+    ca_port, tls_port = list(listeners)
+    return ServiceContext(
+        name=name, grants=grants or {},
+        inputs={"stateDir": str(state).encode()}, clock=clock, audit=audit,
+        settings={"ocspPort": str(ca_port), "staplePort": str(tls_port),
+                  "stapleName": "staple.example.com"},
+        listeners=listeners)
+
+
+def test_serves_a_good_staple_and_restarts_from_its_state(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    audit = MemoryAuditSink()
+    clock = FakeClock(h.T0)
+
+    async def boot() -> bytes:
+        ca_sock, tls_sock = _listener(), _listener()
+        listeners = {ca_sock.getsockname()[1]: ca_sock,
+                     tls_sock.getsockname()[1]: tls_sock}
+        exports = await ca_service.build(_context(
+            "ca", tmp_path / "ca", clock, audit, listeners))
+        responder = (await ocsp_service.build(_context(
+            "ocsp", tmp_path / "ocsp", clock, audit, listeners))
+        )["ocspResponder"]
+        async with serve(exports["ca"], pki().CertificateAuthority) as ca, \
+                serve(responder, pki().OcspResponder) as client:
+            await tlsstaple.build(_context(
+                "tlsstaple", tmp_path / "tls", clock, audit, listeners,
+                {"ca": Granted(ca), "ocsp": Granted(client)}))
+            try:
+                return await asyncio.to_thread(
+                    client_handshake, tls_sock.getsockname()[1])
+            finally:
+                _stop_all()
+
+    try:
+        first = run(boot)
+        out_first = capsys.readouterr().out
+        second = run(boot)
+        out_second = capsys.readouterr().out
+    finally:
+        _stop_all()
+    chain = x509.load_pem_x509_certificates(
+        (tmp_path / "tls" / tlsstaple.CHAIN_FILE).read_bytes())
+    leaf, issuer = chain
+    assert is_must_staple(leaf)
+    sans = leaf.extensions.get_extension_for_class(
+        x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert sans == ["staple.example.com"]
+    response = ocsp.load_der_ocsp_response(first)
+    assert response.response_status is ocsp.OCSPResponseStatus.SUCCESSFUL
+    assert response.certificate_status is ocsp.OCSPCertStatus.GOOD
+    assert response.serial_number == leaf.serial_number
+    assert issuer.subject == leaf.issuer
+    assert "reused=no" in out_first and "health=ok" in out_first
+    # The restart staples the cached response at once and keeps its
+    # certificate: nothing new was issued.
+    assert "reused=yes" in out_second
+    assert second == first
+    ops = [(e.service, e.operation, e.outcome) for e in audit.events]
+    assert ops.count(("ca", "issue", "ok")) == 1
+    assert ("ca", "narrow", "ok") in ops
+    assert ("tlsstaple", "refresh", "ok") in ops
+    assert ("tlsstaple", "loadCache", "ok") in ops
+    assert "records=1 " in out_second
