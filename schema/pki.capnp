@@ -610,6 +610,10 @@ interface AcmeClient {
       -> (chain :CertificateChain);
   revoke @3 (cert :Certificate, reason :RevocationReason) -> ();
   directory @4 () -> (url :Text, meta :AcmeDirectoryMeta);
+  renewalInfo @5 (chain :CertificateChain)
+      -> (offered :Bool, startEpochSeconds :Int64, endEpochSeconds :Int64);
+  # RFC 9773 suggestedWindow for the chain's leaf; offered = false when
+  # the server's directory has no renewalInfo.
 }
 
 interface ChallengeSolver {

@@ -139,14 +139,20 @@ class Pebble:
     :param authz_reuse: percentage of valid authorizations pebble reuses
         for a new order (``None``: pebble's default, 50); tests that need
         every order validated pass 0.
+    :param validity: lifetime in seconds of the certificates pebble
+        issues (its ``certificateValidityPeriod``; ``None``: pebble's
+        default of five years). Rotation tests pass a short one so that
+        the renewal policy itself makes renewals due in bounded time.
     """
 
     def __init__(self, logs: Path, nonce_reject: int = 5,
                  ports: Ports | None = None,
-                 authz_reuse: int | None = None) -> None:
+                 authz_reuse: int | None = None,
+                 validity: int | None = None) -> None:
         self.logs = logs
         self.nonce_reject = nonce_reject
         self.authz_reuse = authz_reuse
+        self.validity = validity
         self.ports = ports or Ports(*(free_port() for _ in range(6)))
         self.root_pem, self._cert, self._key = server_ca(CACHE / "pebble")
         self._procs: list[subprocess.Popen[bytes]] = []
@@ -182,7 +188,7 @@ class Pebble:
             "-management", f"127.0.0.1:{p.challtest}",
         ], "Starting management server", {})
         config = self.logs / "pebble-config.json"
-        config.write_text(json.dumps({"pebble": {
+        settings: dict[str, object] = {
             "listenAddress": f"127.0.0.1:{p.acme}",
             "managementListenAddress": f"127.0.0.1:{p.management}",
             "certificate": str(self._cert),
@@ -191,7 +197,10 @@ class Pebble:
             "tlsPort": p.tlsalpn01,
             "ocspResponderURL": "",
             "externalAccountBindingRequired": False,
-        }}, indent=2))
+        }
+        if self.validity is not None:
+            settings["certificateValidityPeriod"] = self.validity
+        config.write_text(json.dumps({"pebble": settings}, indent=2))
         env = {
             "PEBBLE_VA_NOSLEEP": "1",
             "PEBBLE_WFE_NONCEREJECT": str(self.nonce_reject),

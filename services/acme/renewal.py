@@ -139,6 +139,37 @@ class Renewer:
         self._emit("schedule", "ok", (handle,), detail=entry.at.isoformat())
         return entry
 
+    async def adopt_at_boot(self, bindings: dict[str, Binding]
+                            ) -> dict[str, dt.datetime]:
+        """Start renewing every handle found in the store at boot: those
+        already due are spread over their own slots (no renewal storm,
+        :func:`services.acme.policy.spread`)."""
+        certs: dict[str, tuple[x509.Certificate,
+                               policy.RenewalWindow | None]] = {}
+        for handle, binding in bindings.items():
+            self.bindings[handle] = binding
+            cert = await _leaf(await self._chain(handle))
+            certs[handle] = (cert, await self._window(_der(cert)))
+        times = self._scheduler.boot(certs)
+        for handle, at in sorted(times.items()):
+            self._emit("schedule", "ok", (handle,),
+                       detail=f"{at.isoformat()} (at boot)")
+        return times
+
+    def next_due(self) -> dt.datetime | None:
+        """The earliest scheduled renewal of a bound handle."""
+        times = [e.at for h, e in self._scheduler.entries.items()
+                 if h in self.bindings]
+        return min(times) if times else None
+
+    def failed(self, handle: str, reason: str, detail: str) -> Entry:
+        """Record a failure that happened before :meth:`tick` could try
+        (e.g. no ACME account yet): back off and audit it."""
+        entry = self._scheduler.failed(handle)
+        self._emit("renew", "error", (handle,), reason,
+                   f"{detail}; next try {entry.at.isoformat()}")
+        return entry
+
     async def _chain(self, handle: str) -> Any:
         return (await self._store.get(handle=handle)).chain
 

@@ -12,12 +12,15 @@ with fsync), and the store reopens with what the disk holds; without
 one it keeps chains in memory. A ``put`` over an existing chain is a
 rotation: it is audited as ``rotate`` as well as ``put``, and every
 ``watch`` subscriber of the handle receives a ``CertRotationEvent``.
+Puts run one at a time, so the disk and the subscribers see them in the
+same order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from typing import Any
 
 from cryptography import x509
@@ -30,6 +33,10 @@ from services._runtime.schema import pki
 from services.certstore.disk import DiskBackend
 from services.x509.chain_impl import CertificateChainImpl
 from services.x509.model import parse_certificate
+
+#: Told ``(handle, leaf sha256, temporary file name)`` after a put's
+#: record is synced in its temporary file and before the rename.
+Announce = Callable[[str, str, str], None]
 
 _HANDLE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -98,12 +105,23 @@ class CertSubscriptionImpl(pki().CertSubscription.Server):  # type: ignore[misc]
 
 
 class CertificateStoreImpl(pki().CertificateStore.Server):  # type: ignore[misc]
-    """Chains by handle, in memory or on a :class:`DiskBackend`."""
+    """Chains by handle, in memory or on a :class:`DiskBackend`.
+
+    :param commit_delay: fault injection: seconds between a put's synced
+        temporary file and its rename (0 in normal use).
+    :param announce: called just before each rename (see
+        :data:`Announce`).
+    """
 
     def __init__(self, clock: Clock, audit: _audit.AuditSink,
                  service: str = "certstore",
                  wait_seconds: float = 5.0,
-                 backend: DiskBackend | None = None) -> None:
+                 backend: DiskBackend | None = None,
+                 commit_delay: float = 0.0,
+                 announce: Announce | None = None) -> None:
+        self._commit_delay = commit_delay
+        self._announce = announce
+        self._put_lock = asyncio.Lock()
         self._chains: dict[str, list[bytes]] = {}
         self._subs: dict[str, list[CertSubscriptionImpl]] = {}
         self._clock = clock
@@ -148,9 +166,24 @@ class CertificateStoreImpl(pki().CertificateStore.Server):  # type: ignore[misc]
                   **kwargs: Any) -> None:
         check_handle(handle)
         ders = await chain_ders(chain)
+        async with self._put_lock:
+            await self._durable_put(handle, ders)
+
+    async def _write(self, handle: str, ders: list[bytes]) -> None:
+        assert self._backend is not None
+        tmp = self._backend.write_temp(handle, ders)
+        if self._announce is not None:
+            fp = x509.load_der_x509_certificate(ders[0]).fingerprint(
+                hashes.SHA256()).hex()
+            self._announce(handle, fp, tmp.name)
+        if self._commit_delay:
+            await asyncio.sleep(self._commit_delay)
+        self._backend.commit(handle, tmp)
+
+    async def _durable_put(self, handle: str, ders: list[bytes]) -> None:
         if self._backend is not None:
             try:
-                self._backend.write(handle, ders)
+                await self._write(handle, ders)
             except OSError as err:
                 self._emit("put", handle, ders, outcome="error",
                            reason="unavailable", detail=str(err))

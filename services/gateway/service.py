@@ -1,31 +1,55 @@
-"""The TLS gateway: serves the certificate the ACME client obtained.
+"""The TLS gateway: serves the certificate the ACME client obtained, and
+renews it (RFC 8555 ordering; renewal times per DESIGN section 6).
 
-At start it makes a TLS key and an ACME account key (each a
-``PrivateKey`` capability held here), registers with the granted
-``acme`` client, orders a certificate for the ``tlsName`` setting with
-its own http-01 solver, and puts the chain in the granted ``certStore``
-under the handle ``gateway``. It then holds a ``watch`` subscription on
-that handle: every rotation event replaces the TLS context used from the
-next handshake on. Nothing is read from files.
+Its TLS key is a P-256 key kept in its own state directory (``stateDir``
+input, on the data disk; :mod:`services.gateway.keyfile`), handed to
+the ACME client as a ``PrivateKey`` capability held here. At start:
+
+- if the granted ``certStore`` holds a chain under the handle
+  ``gateway`` for this key, naming ``tlsName``, not expired
+  (:func:`services.gateway.policy.reuse_refusal`), it is served again
+  without an issuance (audit ``gateway.reuse``), and its renewal is
+  scheduled as at boot: one already due gets a slot of its own
+  (:meth:`services.acme.renewal.Renewer.adopt_at_boot`, no storm);
+- otherwise it registers an ACME account (its key in memory, one per
+  boot), orders a certificate for ``tlsName`` with its own http-01
+  solver and puts the chain in the store.
+
+Renewal runs here, in the process that holds the certificate's key and
+solver: a :class:`~services.acme.renewal.Renewer` over the granted
+``acme`` client and ``certStore`` renews when a third of the lifetime is
+left (half for ten days or less), or inside the server's RFC 9773
+renewal window when it offers one and that comes sooner (the client's
+``renewalInfo``), jittered, with backoff on failure, and puts the new
+chain under the same handle. The gateway holds a
+``watch`` subscription on that handle: every rotation event replaces
+the TLS context used from the next handshake on; handshakes already
+under way finish with the context they started with (the key stays the
+same), so none fails.
 
 Listeners (made by init, from the manifest entry's ``listen``): port 80
 answers http-01 challenges only; port 443 is TLS (pyOpenSSL, one thread
 per connection, blocking sockets) and answers every request with a short
 plain-text page.
 
-Console lines: ``CAPOS-GATEWAY serving handle=gateway ...`` once the
-first chain is served, ``CAPOS-GATEWAY rotated ...`` on each rotation,
-``CAPOS-GATEWAY failed <reason>: <detail>`` if issuance fails.
+Console lines: ``CAPOS-GATEWAY serving handle=gateway name=<n>
+(issued=<s>s|source=store) sha256=<leaf>`` once the first chain is
+served, ``CAPOS-GATEWAY rotated handle=gateway sha256=<leaf>`` after
+each rotation took effect, ``CAPOS-GATEWAY renewal (ok|error)
+handle=gateway`` after each renewal attempt, ``CAPOS-GATEWAY failed
+<reason>: <detail>`` if the first issuance fails.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import socket
 import struct
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from cryptography import x509
@@ -35,18 +59,27 @@ from OpenSSL import SSL
 
 from services._runtime import audit as _audit
 from services._runtime.boundary import parse_remote
+from services._runtime.clock import from_epoch
 from services._runtime.host import ServiceContext
 from services._runtime.schema import pki
+from services.acme.policy import RenewalWindow
+from services.acme.renewal import Binding, RenewalScheduler, Renewer
 from services.certstore.store_impl import chain_ders
+from services.gateway import keyfile
+from services.gateway.policy import reuse_refusal
 from services.gateway.solver_impl import (
     AlpnSlot,
     ChallengeTable,
     Http01SolverImpl,
 )
 from services.keys.private_key_impl import PrivateKeyImpl
+from services.x509.chain_impl import CertificateChainImpl
+from services.x509.model import parse_certificate
 
 log = logging.getLogger(__name__)
 HANDLE = "gateway"
+#: Longest sleep of the renewal loop between looks at the schedule.
+RENEW_POLL = 60.0
 
 
 def say(line: str) -> None:
@@ -167,36 +200,114 @@ class Gateway:
         self.ctx = ctx
         self.table = ChallengeTable()
         self.tls = TLSServer(ctx.listeners[443])
-        self.tls_key = ec.generate_private_key(ec.SECP256R1())
-        self.alpn = AlpnSlot(ctx.settings.get("tlsName", "www.capos.test"),
-                             ctx.clock)
+        state = ctx.inputs.get("stateDir")
+        self.tls_key, self.key_source = keyfile.load_or_create(
+            Path(state.decode()) if state else None)
+        self.name = ctx.settings.get("tlsName", "www.capos.test")
+        self.alpn = AlpnSlot(self.name, ctx.clock)
+        self.account: Any = None
         self.tasks: list[asyncio.Task[None]] = []
+        # Resolved now, inside build: the grants arrive in the params of
+        # init's ``start`` call, and a capability read from them after
+        # that call returned is not reliable (seen in the VM as a
+        # "Schema mismatch: ... non-capability pointer" on a late read).
+        self.acme = ctx.cap("acme", pki().AcmeClient)
+        self.store = ctx.cap("certStore", pki().CertificateStore)
+
+    def _emit(self, op: str, outcome: str, subject: tuple[str, ...],
+              reason: str = "", detail: str = "") -> None:
+        self.ctx.audit.emit(_audit.AuditEvent(
+            at=self.ctx.clock.now(), service=self.ctx.name,
+            capability="gateway", operation=op, outcome=outcome,
+            reason=reason, subject=subject, detail=detail,
+        ))
+
+    async def _register(self, acme: Any) -> None:
+        """An ACME account for this boot (its key lives in memory)."""
+        account_key = PrivateKeyImpl(ec.generate_private_key(
+            ec.SECP256R1()))
+        self.account = (await acme.register(
+            accountKey=account_key,
+            contact=[self.ctx.settings.get(
+                "acmeContact", "mailto:admin@capos.test")],
+        )).account
+
+    async def _window(self, der: bytes) -> RenewalWindow | None:
+        """The ACME server's renewal window (RFC 9773) for a leaf, when
+        it offers one; a failure to ask is not a reason to stop renewing
+        on the gateway's own schedule. Not asked before this boot's
+        account exists: a stored chain is scheduled at boot by the
+        gateway's own policy, without reaching the ACME server, and every
+        renewal after that consults the window."""
+        if self.account is None:
+            return None
+        try:
+            info = await self.acme.renewalInfo(chain=CertificateChainImpl(
+                [parse_certificate(der)]))
+        except Exception as err:
+            log.info("no renewal information: %s", parse_remote(err))
+            return None
+        if not info.offered:
+            return None
+        return RenewalWindow(from_epoch(info.startEpochSeconds),
+                             from_epoch(info.endEpochSeconds))
+
+    async def _stored(self, store: Any) -> list[bytes] | None:
+        if HANDLE not in list((await store.list()).handles):
+            return None
+        return await chain_ders((await store.get(handle=HANDLE)).chain)
 
     async def run(self) -> None:
         t0 = time.monotonic()
-        acme = self.ctx.cap("acme", pki().AcmeClient)
-        store = self.ctx.cap("certStore", pki().CertificateStore)
-        name = self.ctx.settings.get("tlsName", "www.capos.test")
+        acme, store = self.acme, self.store
+        renewer = Renewer(
+            acme, store,
+            RenewalScheduler(self.ctx.clock, random.Random()),
+            self.ctx.clock, self.ctx.audit, window_of=self._window,
+            service=self.ctx.name)
+        binding = Binding(PrivateKeyImpl(self.tls_key),
+                          Http01SolverImpl(self.table))
         try:
-            account_key = PrivateKeyImpl(ec.generate_private_key(
-                ec.SECP256R1()))
-            account = (await acme.register(
-                accountKey=account_key,
-                contact=[self.ctx.settings.get(
-                    "acmeContact", "mailto:admin@capos.test")],
-            )).account
-            chain = (await acme.order(
-                account=account,
-                identifiers=[{"type": "dns", "value": name}],
-                certKey=PrivateKeyImpl(self.tls_key),
-                solver=Http01SolverImpl(self.table),
-            )).chain
-            await store.put(handle=HANDLE, chain=chain)
+            stored = await self._stored(store)
+            why = reuse_refusal(stored, self.tls_key.public_key(),
+                                self.name, self.ctx.clock.now())
+            reused = False
+            if why is None and stored is not None:
+                reused = True
+                self._emit("reuse", "ok", (HANDLE, _fp(stored[0])),
+                           detail=f"key {self.key_source}")
+                source = "source=store"
+            else:
+                if stored is not None:
+                    self._emit("reuse", "refused", (HANDLE,),
+                               "policyViolation", why or "")
+                await self._register(acme)
+                chain = (await acme.order(
+                    account=self.account,
+                    identifiers=[{"type": "dns", "value": self.name}],
+                    certKey=binding.cert_key, solver=binding.solver,
+                )).chain
+                await store.put(handle=HANDLE, chain=chain)
+                source = f"issued={time.monotonic() - t0:.3f}s"
         except Exception as err:
             reason, detail = parse_remote(err)
             say(f"failed {reason}: {detail}")
             return
-        issued = time.monotonic() - t0
+        # Serve first; scheduling may ask the ACME server for renewal
+        # information, which must not hold up a chain already at hand.
+        watch = asyncio.get_running_loop().create_task(
+            self.watch_loop(store, source))
+        watch.add_done_callback(_report)
+        self.tasks.append(watch)
+        if reused:
+            await renewer.adopt_at_boot({HANDLE: binding})
+        else:
+            await renewer.adopt(HANDLE, binding)
+        await self.renew_loop(acme, renewer)
+
+    async def watch_loop(self, store: Any, source: str) -> None:
+        """Serve every chain the store's ``watch`` hands over, from the
+        next handshake on."""
         sub = (await store.watch(handle=HANDLE)).subscription
         first = True
         while True:
@@ -205,19 +316,43 @@ class Gateway:
                 ders = await chain_ders(event.newChain)
                 self.tls.context = tls_context(self.tls_key, ders,
                                                self.alpn)
-                leaf = x509.load_der_x509_certificate(ders[0])
-                fp = leaf.fingerprint(hashes.SHA256()).hex()
-                self.ctx.audit.emit(_audit.AuditEvent(
-                    at=self.ctx.clock.now(), service=self.ctx.name,
-                    capability="gateway", operation="rotate",
-                    outcome="ok", subject=(HANDLE, fp),
-                ))
+                fp = _fp(ders[0])
+                self._emit("rotate", "ok", (HANDLE, fp))
                 if first:
-                    say(f"serving handle={HANDLE} name={name} "
-                        f"issued={issued:.3f}s sha256={fp}")
+                    say(f"serving handle={HANDLE} name={self.name} "
+                        f"{source} sha256={fp}")
                     first = False
                 else:
                     say(f"rotated handle={HANDLE} sha256={fp}")
+
+    async def renew_loop(self, acme: Any, renewer: Renewer) -> None:
+        """Renew when the scheduler says (policy: a third of the
+        lifetime left, half for ten days or less, jittered; backoff on
+        failure). The new chain goes into the store, whose ``watch``
+        brings it to :meth:`watch_loop`."""
+        while True:
+            due = renewer.next_due()
+            wait = (RENEW_POLL if due is None else
+                    (due - self.ctx.clock.now()).total_seconds())
+            await asyncio.sleep(min(max(wait, 0.0), RENEW_POLL))
+            due = renewer.next_due()
+            if due is None or due > self.ctx.clock.now():
+                continue
+            if self.account is None:
+                try:
+                    await self._register(acme)
+                except Exception as err:
+                    entry = renewer.failed(HANDLE, *parse_remote(err))
+                    say(f"renewal error handle={HANDLE} "
+                        f"next={entry.at:%FT%TZ}")
+                    continue
+            for handle, outcome in await renewer.tick():
+                say(f"renewal {outcome} handle={handle}")
+
+
+def _fp(der: bytes) -> str:
+    return x509.load_der_x509_certificate(der).fingerprint(
+        hashes.SHA256()).hex()
 
 
 def _report(task: asyncio.Task[None]) -> None:

@@ -25,6 +25,8 @@ from services.certstore.disk import DiskBackend
 from services.certstore.store_impl import CertificateStoreImpl
 from services.gateway.solver_impl import ChallengeTable, Http01SolverImpl
 from services.keys.private_key_impl import PrivateKeyImpl
+from services.x509.chain_impl import CertificateChainImpl
+from services.x509.model import parse_certificate
 from tests.services.acme.harness import (
     T0,
     FakeSleep,
@@ -293,3 +295,33 @@ def _renewer_run(pebble: Pebble, tmp_path: Path) -> None:
     assert ("acme", "acmeClient", "renew", "ok", "") in records
     assert ("acme", "renewer", "renew", "ok", "") in records
     assert ("certstore", "certStore", "rotate", "ok", "") in records
+
+
+def test_renewal_info_over_the_capability_boundary() -> None:
+    """``AcmeClient.renewalInfo``: the window a holder of the client
+    capability (the gateway's Renewer) schedules by; ``offered`` false
+    without the directory field."""
+    server = ScriptedAcme()
+    c = cert(90)
+    der = c.public_bytes(serialization.Encoding.DER)
+    clock = FakeClock(T0)
+    impl = AcmeClientImpl(DIRECTORY, [anchor_der()], clock,
+                          MemoryAuditSink(), adapter=lambda ctx: server)
+    chain = CertificateChainImpl([parse_certificate(der)])
+
+    async def ask() -> tuple[bool, int, int]:
+        async with serve(impl, pki().AcmeClient) as acme:
+            r = await acme.renewalInfo(chain=chain)
+            return r.offered, r.startEpochSeconds, r.endEpochSeconds
+
+    assert run(ask) == (False, 0, 0)
+    directory = server._default("GET", "/dir").body
+    impl._directory = None
+    server.queue("/dir", Reply(200, {
+        **directory, "renewalInfo": "https://acme.test/ari"}))
+    server.queue(f"/ari/{ari_cert_id(der)}", Reply(200, {
+        "suggestedWindow": {"start": "2026-11-01T00:00:00Z",
+                            "end": "2026-11-02T00:00:00Z"}}))
+    start = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    assert run(ask) == (True, int(start.timestamp()),
+                        int(start.timestamp()) + 86400)

@@ -1,0 +1,66 @@
+"""The gateway's TLS key in its own state directory.
+
+The key is kept as unencrypted PKCS#8 PEM in ``tls-key.pem`` (mode 0600,
+in a 0700 directory that only the gateway's uid can open), written to a
+temporary file, ``fsync``\\ed, renamed over the old one and the
+directory ``fsync``\\ed, so a power cut leaves the old key or the new
+one. Keeping it lets the gateway serve its stored chain after a reboot
+without a new issuance.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+KEY_FILE = "tls-key.pem"
+
+
+def _write(directory: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    pem = key.private_bytes(serialization.Encoding.PEM,
+                            serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    tmp = directory / f".{KEY_FILE}.tmp-{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(pem)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, directory / KEY_FILE)
+    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def load_or_create(directory: Path | None
+                   ) -> tuple[ec.EllipticCurvePrivateKey, str]:
+    """The kept key, or a new P-256 key (kept when there is a directory).
+
+    :returns: the key and what happened: ``loaded``, ``created``,
+        ``ephemeral`` (no directory) or ``replaced: <why>`` (the file
+        was unreadable).
+    """
+    if directory is None:
+        return ec.generate_private_key(ec.SECP256R1()), "ephemeral"
+    path = directory / KEY_FILE
+    how = "created"
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), None)
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            return key, "loaded"
+        how = "replaced: kept key is not an EC key"
+    except FileNotFoundError:
+        pass
+    except (ValueError, TypeError) as err:
+        how = f"replaced: kept key does not load: {err}"
+    key = ec.generate_private_key(ec.SECP256R1())
+    _write(directory, key)
+    return key, how
