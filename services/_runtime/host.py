@@ -112,7 +112,7 @@ class ServiceContext:
             raw = self.grants[name]
         except KeyError:
             raise GrantError(self.name, "capability", name) from None
-        return raw.as_interface(interface)
+        return raw.cast_as(interface)
 
     def input(self, name: str) -> bytes:
         """The manifest section ``name`` granted to this service."""
@@ -142,7 +142,11 @@ class ServiceHostImpl(runtime().ServiceHost.Server):  # type: ignore[misc]
                 "policyViolation", f"{self._name} was already started"
             )
         self._started = True
-        granted = {g.name: g.cap for g in grants}
+        # Each grant becomes a live client now, while start's params
+        # exist: a pointer read from them after start returned is gone
+        # ("non-capability pointer" in the guest). ``cap`` re-types it.
+        holder = runtime().ServiceHost
+        granted = {g.name: g.cap.as_interface(holder) for g in grants}
         data: dict[str, bytes] = {}
         settings: dict[str, str] = {}
         for item in inputs:
@@ -152,8 +156,7 @@ class ServiceHostImpl(runtime().ServiceHost.Server):  # type: ignore[misc]
                 data[item.name] = bytes(item.data)
         sink: _audit.AuditSink
         if "audit" in granted:
-            sink = CapnpAuditSink(
-                granted["audit"].as_interface(pki().AuditLog))
+            sink = CapnpAuditSink(granted["audit"].cast_as(pki().AuditLog))
         else:
             sink = _audit.MemoryAuditSink()
         ctx = ServiceContext(

@@ -34,7 +34,7 @@ class Granted:
     def __init__(self, client: Any) -> None:
         self.client = client
 
-    def as_interface(self, interface: Any) -> Any:
+    def cast_as(self, interface: Any) -> Any:
         return self.client
 
 

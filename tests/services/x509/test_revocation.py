@@ -430,7 +430,7 @@ class _Granted:
 
     cap: Any
 
-    def as_interface(self, interface: Any) -> Any:
+    def cast_as(self, interface: Any) -> Any:
         return self.cap.cast_as(interface)
 
 
