@@ -15,37 +15,21 @@ Medians of :data:`N` calls; nothing here is asserted.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
-import socket
 import statistics
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import capnp
+
+from tests.services.x509.rpc import serve
 
 REPO = Path(__file__).resolve().parent.parent
 CHAIN = REPO / "tests" / "vectors" / "chains" / "google.com.pem"
 HOST = "google.com"
 AT = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 N = 300
-
-
-@contextlib.asynccontextmanager
-async def _socketpair(server: Any, interface: Any) -> AsyncIterator[Any]:
-    a, b = socket.socketpair()
-    try:
-        server_stream = await capnp.AsyncIoStream.create_connection(sock=a)
-        client_stream = await capnp.AsyncIoStream.create_connection(sock=b)
-        host = capnp.TwoPartyServer(server_stream, bootstrap=server)
-        client = capnp.TwoPartyClient(client_stream)
-        yield client.bootstrap().cast_as(interface)
-        del host, client
-    finally:
-        a.close()
-        b.close()
 
 
 async def _time_calls(verifier: Any, trust: Any, chain: Any) -> list[float]:
@@ -94,8 +78,8 @@ def _capability_times(two_party: bool) -> list[float]:
                     pki().CertVerifier._new_client(verifier_impl),
                     pki().TrustStore._new_client(store),
                     pki().CertificateChain._new_client(chain))
-            async with _socketpair(verifier_impl, pki().CertVerifier) as v, \
-                    _socketpair(store, pki().TrustStore) as t:
+            async with serve(verifier_impl, pki().CertVerifier) as v, \
+                    serve(store, pki().TrustStore) as t:
                 return await _time_calls(v, t, chain)
 
     times = asyncio.run(main())

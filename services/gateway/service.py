@@ -46,7 +46,6 @@ import asyncio
 import logging
 import random
 import socket
-import struct
 import threading
 import time
 from pathlib import Path
@@ -58,6 +57,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from OpenSSL import SSL
 
 from services._runtime import audit as _audit
+from services._runtime import tls
 from services._runtime.boundary import parse_remote
 from services._runtime.clock import from_epoch
 from services._runtime.host import ServiceContext
@@ -129,37 +129,8 @@ class TLSServer:
         if ctx is None:
             raw.close()
             return
-        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        # pyOpenSSL needs a blocking socket: a Python-level timeout makes
-        # the fd non-blocking and recv then raises WantReadError. A kernel
-        # receive/send timeout bounds a stuck peer instead.
-        raw.setblocking(True)
-        limit = struct.pack("ll", 30, 0)
-        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, limit)
-        raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, limit)
-        conn = SSL.Connection(ctx, raw)
-        conn.set_accept_state()
-        try:
-            conn.do_handshake()
+        if tls.answer(raw, ctx, b"capOS gateway: hello over TLS\n", 30):
             self.handshakes += 1
-            data = b""
-            while b"\r\n\r\n" not in data and len(data) < 65536:
-                chunk = conn.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-            if data:
-                body = b"capOS gateway: hello over TLS\n"
-                conn.sendall(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-                    b"Connection: close\r\nContent-Length: "
-                    + str(len(body)).encode() + b"\r\n\r\n" + body
-                )
-            conn.shutdown()
-        except (SSL.Error, OSError) as err:
-            log.debug("tls connection ended: %s", err)
-        finally:
-            raw.close()
 
 
 async def serve_http01(sock: socket.socket, table: ChallengeTable) -> None:

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import logging
 import socket
-import struct
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from cryptography import x509
 from OpenSSL import SSL
+
+from services._runtime import tls
 
 log = logging.getLogger(__name__)
 
@@ -110,32 +111,8 @@ class StaplingTLSServer:
                              daemon=True).start()
 
     def _handle(self, raw: socket.socket) -> None:
-        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        raw.setblocking(True)
-        limit = struct.pack("ll", 10, 0)
-        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, limit)
-        raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, limit)
-        conn = SSL.Connection(self.context, raw)
-        conn.set_accept_state()
-        try:
-            conn.do_handshake()
+        if tls.answer(raw, self.context, b"capOS stapling server\n", 10):
             self.handshakes += 1
-            data = b""
-            while b"\r\n\r\n" not in data and len(data) < 8192:
-                chunk = conn.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-            if data:
-                body = b"capOS stapling server\n"
-                conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n"
-                             b"Content-Length: " + str(len(body)).encode()
-                             + b"\r\n\r\n" + body)
-            conn.shutdown()
-        except (SSL.Error, OSError) as err:
-            log.debug("tls connection ended: %s", err)
-        finally:
-            raw.close()
 
 
 def client_handshake(port: int, *, want_status: bool = True,

@@ -8,7 +8,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
-import capnp  # type: ignore[import-untyped]
+import capnp
 
 T = TypeVar("T")
 
