@@ -23,7 +23,6 @@ from services.ca import policy as ca_policy
 from services.ca.core import PrivateCA
 from services.ca.errors import PolicyRejectedError, Reason
 from services.ca.model import (
-    REVOCATION_REASONS,
     IssuancePolicy,
     Narrowing,
     SubjectName,
@@ -31,7 +30,7 @@ from services.ca.model import (
     parse_request,
 )
 from services.x509.chain_impl import CertificateChainImpl
-from services.x509.model import parse_certificate
+from services.x509.model import REVOCATION_REASONS, parse_certificate
 
 
 def _refuse_name(detail: str) -> PolicyRejectedError:

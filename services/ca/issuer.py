@@ -38,11 +38,11 @@ from cryptography.x509.oid import (
 )
 
 from services.ca.model import (
-    REVOCATION_REASONS,
     Admitted,
     CAConfig,
     IssuedRecord,
 )
+from services.x509.model import REVOCATION_REASONS
 
 #: Largest serial: 20 octets, positive (RFC 5280 section 4.1.2.2).
 SERIAL_BYTES = 16

@@ -19,20 +19,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 #: The subtree and SAN forms the CA understands.
 SubjectName = x509.DNSName | x509.IPAddress
 
-#: Schema RevocationReason names to cryptography's flags, and back.
-REVOCATION_REASONS: dict[str, x509.ReasonFlags] = {
-    "unspecified": x509.ReasonFlags.unspecified,
-    "keyCompromise": x509.ReasonFlags.key_compromise,
-    "caCompromise": x509.ReasonFlags.ca_compromise,
-    "affiliationChanged": x509.ReasonFlags.affiliation_changed,
-    "superseded": x509.ReasonFlags.superseded,
-    "cessationOfOperation": x509.ReasonFlags.cessation_of_operation,
-    "certificateHold": x509.ReasonFlags.certificate_hold,
-    "removeFromCrl": x509.ReasonFlags.remove_from_crl,
-    "privilegeWithdrawn": x509.ReasonFlags.privilege_withdrawn,
-    "aaCompromise": x509.ReasonFlags.aa_compromise,
-}
-REASON_NAMES = {flag: name for name, flag in REVOCATION_REASONS.items()}
 
 
 @dataclasses.dataclass(frozen=True)

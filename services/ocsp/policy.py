@@ -43,7 +43,8 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from services.ocsp.errors import Problem, ResponderError, ResponseRejectedError
-from services.ocsp.model import REASON_NAMES, STATUS_NAMES, CheckedResponse
+from services.ocsp.model import STATUS_NAMES, CheckedResponse
+from services.x509.model import REASON_NAMES
 
 _SHA1_SIGNATURES = {
     "1.2.840.113549.1.1.5",   # sha1WithRSAEncryption

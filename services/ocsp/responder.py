@@ -28,8 +28,9 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
-from services.ocsp.model import REASON_FLAGS, StatusAnswer
+from services.ocsp.model import StatusAnswer
 from services.ocsp.policy import issuer_hashes
+from services.x509.model import REVOCATION_REASONS
 
 _STATUS = {"good": ocsp.OCSPCertStatus.GOOD,
            "revoked": ocsp.OCSPCertStatus.REVOKED,
@@ -98,7 +99,7 @@ class ResponderCore:
                 this_update=now, next_update=now + self.validity,
                 revocation_time=answer.revocation_time if revoked else None,
                 revocation_reason=(
-                    REASON_FLAGS[answer.revocation_reason]
+                    REVOCATION_REASONS[answer.revocation_reason]
                     if revoked and answer.revocation_reason != "unspecified"
                     else None))
             .responder_id(ocsp.OCSPResponderEncoding.HASH, signer.cert)

@@ -497,3 +497,19 @@ def _parse(der: bytes, cert: x509.Certificate) -> ParsedCertificate:
         names=tbs_names(cert.tbs_certificate_bytes),
         serial_number=cert.serial_number)
     return parsed
+
+
+#: Schema RevocationReason names to cryptography's flags, and back.
+REVOCATION_REASONS: dict[str, x509.ReasonFlags] = {
+    "unspecified": x509.ReasonFlags.unspecified,
+    "keyCompromise": x509.ReasonFlags.key_compromise,
+    "caCompromise": x509.ReasonFlags.ca_compromise,
+    "affiliationChanged": x509.ReasonFlags.affiliation_changed,
+    "superseded": x509.ReasonFlags.superseded,
+    "cessationOfOperation": x509.ReasonFlags.cessation_of_operation,
+    "certificateHold": x509.ReasonFlags.certificate_hold,
+    "removeFromCrl": x509.ReasonFlags.remove_from_crl,
+    "privilegeWithdrawn": x509.ReasonFlags.privilege_withdrawn,
+    "aaCompromise": x509.ReasonFlags.aa_compromise,
+}
+REASON_NAMES = {flag: name for name, flag in REVOCATION_REASONS.items()}
