@@ -3,7 +3,8 @@
 Console protocol (one line each, read by the harness on the serial port):
 
 - ``CAPOS-STAGE <name> t=<seconds>``: a boot stage finished
-  (``services-forked isolated=yes`` under ``--isolate``);
+  (``services-forked isolated=yes`` under ``--isolate``; ``started
+  <service>`` as each service's start returns);
 - ``CAPOS-FATAL <reason>: <detail>``: the boot stopped; nothing runs;
 - ``CAPOS-READY services=<a,b,...> t=<seconds>``: every service is up;
 - ``CAPOS-EXIT <service> status=<n>``: a service process ended;
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ctypes
+import gc
 import os
 import signal
 import sys
@@ -162,8 +164,9 @@ def isolate(index: int, spec: system.ServiceSpec) -> None:
 async def supervise(procs: list[system.Process], manifest: Any,
                     settings: dict[str, str], state: Path | None,
                     state_dirs: dict[str, str]) -> int:
-    exports, keep = await system.wire(manifest, procs, settings,
-                                      state_dirs)
+    exports, keep = await system.wire(
+        manifest, procs, settings, state_dirs,
+        started=lambda name: stage(f"started {name}"))
     del exports
     record_version(state, manifest.version)
     names = ",".join(p.spec.name for p in procs)
@@ -242,6 +245,11 @@ def device_map(text: str) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # capos-init imports every service's modules once and forks the
+    # services from itself. Collections during those imports find no
+    # garbage and cost time under TCG; spawn(prefork=True) freezes what
+    # the imports made and turns collection back on in each child.
+    gc.disable()
     args = parse_args(argv)
     settings = {}
     for item in args.setting:
@@ -270,7 +278,9 @@ def main(argv: list[str] | None = None) -> int:
             bind=os.environ.get("CAPOS_BIND", "0.0.0.0"),
             port_map=port_map(os.environ.get("CAPOS_LISTEN_MAP", "")),
             device_map=device_map(os.environ.get("CAPOS_DEVICE_MAP", "")),
+            prefork=True,
         )
+        gc.enable()
         stage("services-forked isolated="
               + ("yes" if args.isolate else "no"))
         state_dirs = system.state_dirs(order, args.data, args.isolate,
@@ -281,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"CAPOS-FATAL {err.reason}: {err.detail}")
         return EXIT_BOOT
     finally:
+        gc.enable()
         system.stop(procs)
     return int(code)
 

@@ -22,11 +22,19 @@ Settings: ``stapleName`` (default ``staple.capos.test``), ``staplePort``
 (default 60: the longest wait between refresh checks, so a failed
 refresh is retried).
 
+The service's start returns at once: issuing (or reusing) the
+certificate and fetching the first staple happen after it, like the
+gateway's ACME order, so capos-init's ready line does not wait on them.
+A failure there is said on the console and in the audit (operation
+``start``), and tried again every ``staplePollSeconds``.
+
 Console lines: ``CAPOS-STAPLE serving port=<p> name=<n> serial=<hex>
-sha256=<hex> reused=<yes|no>`` once listening, and ``CAPOS-STAPLE
-health=<ok|degraded|failing|empty> ...`` on every change of the
-stapler's state (:mod:`services.ocsp.stapler`); the audit records are
-the stapler's own (``refresh``, ``stopStapling``, ``loadCache``).
+sha256=<hex> reused=<yes|no>`` once listening, ``CAPOS-STAPLE failed
+<reason>: <detail>; retry in <n> s`` when bringing it up failed, and
+``CAPOS-STAPLE health=<ok|degraded|failing|empty> ...`` on every change
+of the stapler's state (:mod:`services.ocsp.stapler`); the audit records
+are the stapler's own (``refresh``, ``stopStapling``, ``loadCache``) and
+``start`` errors.
 """
 
 from __future__ import annotations
@@ -37,11 +45,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import capnp
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from services._runtime.audit import AuditEvent
+from services._runtime.boundary import parse_remote
 from services._runtime.host import ServiceContext
 from services._runtime.schema import pki
 from services.ca.store import write_atomic
@@ -144,6 +155,39 @@ class HealthReporter:
 
 
 async def build(ctx: ServiceContext) -> dict[str, Any]:
+    """Start the endpoint; it exports nothing. The certificate and the
+    first staple are obtained after start returns (:func:`bring_up`),
+    as the gateway's ACME order is, so init's ready line does not wait
+    on the CA and the responder; a failure is said on the console and
+    tried again every ``staplePollSeconds``."""
+    poll = float(ctx.settings.get("staplePollSeconds", "60"))
+    task = asyncio.get_running_loop().create_task(_keep_trying(ctx, poll))
+    _RUNNING.append(task)
+    return {}
+
+
+async def _keep_trying(ctx: ServiceContext, poll: float) -> None:
+    while True:
+        try:
+            await bring_up(ctx)
+            return
+        except asyncio.CancelledError:
+            raise
+        except capnp.KjException as err:
+            reason, detail = parse_remote(err)
+        except (OSError, ValueError) as err:
+            reason, detail = "internal", f"{type(err).__name__}: {err}"
+        say(f"failed {reason}: {detail[:300]}; retry in {poll:g} s")
+        ctx.audit.emit(AuditEvent(
+            at=ctx.clock.now(), service=ctx.name, capability="tlsstaple",
+            operation="start", outcome="error", reason=reason,
+            detail=detail[:300]))
+        await asyncio.sleep(poll)
+
+
+async def bring_up(ctx: ServiceContext) -> None:
+    """Issue (or reuse) the certificate, fetch its first staple and
+    serve both on the listener init made."""
     s = ctx.settings
     name = s.get("stapleName", "staple.capos.test")
     port = int(s.get("staplePort", "8443"))
@@ -185,4 +229,3 @@ async def build(ctx: ServiceContext) -> dict[str, Any]:
     say(f"serving port={port} name={name} serial={leaf.serial_number:x} "
         f"sha256={leaf.fingerprint(hashes.SHA256()).hex()} "
         f"reused={'yes' if kept is not None else 'no'}")
-    return {}

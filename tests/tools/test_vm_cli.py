@@ -34,9 +34,13 @@ def vm_boot(*argv: str | Path) -> subprocess.CompletedProcess[str]:
                                   "expected KEY=VALUE"]),
         (["--setting", "=value"], ["expected KEY=VALUE"]),
         (["--setting", "tlsName=a\tb"], ["no white space"]),
+        (["--kernel-arg", "capos.debug=importtime quiet"],
+         ["--kernel-arg 'capos.debug=importtime quiet'", "one word"]),
+        (["--kernel-arg", ""], ["--kernel-arg ''", "one word"]),
     ],
     ids=["data-disk-parent-missing", "data-disk-is-dir", "setting-no-eq",
-         "setting-no-key", "setting-space"],
+         "setting-no-key", "setting-space", "kernel-arg-two-words",
+         "kernel-arg-empty"],
 )
 def test_bad_arguments_exit_two(tmp_path: Path, args: list[str],
                                 words: list[str]) -> None:

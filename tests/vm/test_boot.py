@@ -57,7 +57,8 @@ def test_boot_command_reports_the_full_image_ready_on_a_data_disk(
     disk = tmp_path / "data.img"
     proc = subprocess.run(
         [sys.executable, "-m", "tools.vm", "boot", "--image",
-         str(image_dir), "--data-disk", str(disk), "--json"],
+         str(image_dir), "--data-disk", str(disk), "--json",
+         "--kernel-arg", "capos.debug=importtime"],
         capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     info = json.loads(proc.stdout)
@@ -66,6 +67,17 @@ def test_boot_command_reports_the_full_image_ready_on_a_data_disk(
     assert any("data disk /dev/vda mounted" in t
                for t in info["guest_timings"])
     assert disk.exists()
+    # One stage per service, in start order, after the manifest check.
+    services = info["ready"].split()[1].removeprefix("services=")
+    stages = [s.split()[1:3] for s in info["stages"]]
+    assert stages[0][0] == "manifest-verified"
+    assert [name for what, name in
+            (s for s in stages if s[0] == "started")] == services.split(",")
+    # capos.debug=importtime: the guest's own import times, parsed.
+    slowest = info["slowest_imports"]
+    assert len(slowest) == 10
+    assert all(s["self_ms"] > 0 for s in slowest)
+    assert slowest == sorted(slowest, key=lambda s: -s["self_ms"])
 
 
 def test_boot_command_names_a_missing_image(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from cryptography import x509
 from cryptography.x509 import ocsp
 
 from services._runtime.audit import MemoryAuditSink
+from services._runtime.boundary import CapabilityError
 from services._runtime.clock import FakeClock
 from services._runtime.host import ServiceContext
 from services._runtime.schema import pki
@@ -57,6 +58,13 @@ def _stop_all() -> None:
     tlsstaple._RUNNING.clear()
 
 
+async def _brought_up() -> None:
+    """Wait for the task build() left bringing the endpoint up."""
+    task = tlsstaple._RUNNING[0]
+    assert isinstance(task, asyncio.Task)
+    await asyncio.wait_for(asyncio.shield(task), 60)
+
+
 def _context(name: str, state: Path, clock: FakeClock,
              audit: MemoryAuditSink, listeners: dict[int, socket.socket],
              grants: dict[str, Any] | None = None) -> ServiceContext:
@@ -86,9 +94,13 @@ def test_serves_a_good_staple_and_restarts_from_its_state(
         )["ocspResponder"]
         async with serve(exports["ca"], pki().CertificateAuthority) as ca, \
                 serve(responder, pki().OcspResponder) as client:
-            await tlsstaple.build(_context(
+            exported = await tlsstaple.build(_context(
                 "tlsstaple", tmp_path / "tls", clock, audit, listeners,
                 {"ca": Granted(ca), "ocsp": Granted(client)}))
+            assert exported == {}
+            # Start returned before anything was issued; the endpoint
+            # comes up behind it.
+            await _brought_up()
             try:
                 return await asyncio.to_thread(
                     client_handshake, tls_sock.getsockname()[1])
@@ -125,3 +137,60 @@ def test_serves_a_good_staple_and_restarts_from_its_state(
     assert ("tlsstaple", "refresh", "ok") in ops
     assert ("tlsstaple", "loadCache", "ok") in ops
     assert "records=1 " in out_second
+
+
+class RefusingCA(pki().CertificateAuthority.Server):  # type: ignore[misc]
+    """Fault injection: a CA holder that refuses every narrowing."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def narrow(self, **kwargs: Any) -> None:
+        self.calls += 1
+        raise CapabilityError("policyViolation",
+                              "nameSubtrees: wider than this holder's")
+
+
+def test_a_failed_bring_up_is_said_audited_and_tried_again(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    audit = MemoryAuditSink()
+    clock = FakeClock(h.T0)
+    refusing = RefusingCA()
+
+    async def boot() -> int:
+        tls_sock = _listener()
+        listeners = {0: _listener(), tls_sock.getsockname()[1]: tls_sock}
+        ctx = _context("tlsstaple", tmp_path / "tls", clock, audit,
+                       listeners, {"ca": Granted(None)})
+        ctx.settings["staplePollSeconds"] = "0.05"
+        async with serve(refusing, pki().CertificateAuthority) as ca:
+            ctx.grants["ca"] = Granted(ca)
+            try:
+                assert await tlsstaple.build(ctx) == {}
+                for _ in range(400):
+                    if refusing.calls >= 2:
+                        break
+                    await asyncio.sleep(0.01)
+                return refusing.calls
+            finally:
+                _stop_all()
+                for sock in listeners.values():
+                    sock.close()
+
+    try:
+        calls = run(boot)
+    finally:
+        _stop_all()
+    out = capsys.readouterr().out
+    assert calls >= 2  # tried again after the poll interval
+    failed = [ln for ln in out.splitlines()
+              if ln.startswith("CAPOS-STAPLE failed ")]
+    assert failed and failed[0] == (
+        "CAPOS-STAPLE failed policyViolation: nameSubtrees: wider than "
+        "this holder's; retry in 0.05 s")
+    assert "CAPOS-STAPLE serving" not in out
+    starts = [e for e in audit.events if e.operation == "start"]
+    assert starts and all(
+        (e.service, e.outcome, e.reason) ==
+        ("tlsstaple", "error", "policyViolation") for e in starts)
+    assert not list((tmp_path / "tls").glob("*.pem"))  # nothing kept
