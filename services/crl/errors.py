@@ -6,6 +6,8 @@ from __future__ import annotations
 import enum
 from typing import Any
 
+from services._runtime.errors import ReasonedError
+
 
 class Reason(enum.Enum):
     """Schema FailureReason members the CRL service uses."""
@@ -54,15 +56,15 @@ PROBLEM_REASON: dict[Problem, Reason] = {
 }
 
 
-class CrlError(Exception):
+class CrlError(ReasonedError):
     """A CRL that must not be used: problem, schema reason, detail."""
 
+    reason: Reason
+
     def __init__(self, problem: Problem, detail: str, **context: Any) -> None:
+        super().__init__(PROBLEM_REASON[problem],
+                         f"{problem.value}: {detail}", **context)
         self.problem = problem
-        self.reason = PROBLEM_REASON[problem]
-        self.detail = f"{problem.value}: {detail}"
-        super().__init__(f"{self.reason.value}: {self.detail}")
-        self.context = context
 
 
 class CrlUnavailableError(CrlError):

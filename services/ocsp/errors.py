@@ -13,6 +13,8 @@ from __future__ import annotations
 import enum
 from typing import Any
 
+from services._runtime.errors import ReasonedError
+
 
 class Reason(enum.Enum):
     """Schema FailureReason members the revocation services use."""
@@ -75,16 +77,17 @@ PROBLEM_REASON: dict[Problem, Reason] = {
 }
 
 
-class ServiceError(Exception):
-    """Root error: a problem, its schema reason, a detail and context."""
+class ServiceError(ReasonedError):
+    """Root error: a problem, its schema reason, a detail (led by the
+    problem's name) and context."""
+
+    reason: Reason
 
     def __init__(self, problem: Problem, detail: str,
                  reason: Reason | None = None, **context: Any) -> None:
+        super().__init__(reason or PROBLEM_REASON[problem],
+                         f"{problem.value}: {detail}", **context)
         self.problem = problem
-        self.reason = reason or PROBLEM_REASON[problem]
-        super().__init__(f"{self.reason.value}: {problem.value}: {detail}")
-        self.detail = f"{problem.value}: {detail}"
-        self.context = context
 
 
 class ResponseRejectedError(ServiceError):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import enum
 from typing import Any
 
+from services._runtime.errors import ReasonedError
+
 
 class Reason(enum.Enum):
     """Why a certificate operation was refused (schema FailureReason)."""
@@ -30,14 +32,13 @@ class Reason(enum.Enum):
     pinMismatch = "pinMismatch"
 
 
-class ServiceError(Exception):
+class ServiceError(ReasonedError):
     """Root error: a reason, a short detail and structured context."""
 
+    reason: Reason
+
     def __init__(self, reason: Reason, detail: str, **context: Any) -> None:
-        super().__init__(f"{reason.value}: {detail}")
-        self.reason = reason
-        self.detail = detail
-        self.context = context
+        super().__init__(reason, detail, **context)
 
 
 class PolicyRejectedError(ServiceError):

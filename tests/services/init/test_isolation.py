@@ -16,8 +16,6 @@ import os
 import shutil
 import socket
 import stat
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -28,6 +26,7 @@ import pytest
 
 from bootmanifest import build, graph, sign
 from services.init import system
+from tests.services.init import runner
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -76,27 +75,8 @@ def data() -> Iterator[Path]:
 def boot(manifest: Path, pub: Path, *args: str,
          env: dict[str, str] | None = None) -> list[str]:
     """Run capos-init until it is ready (or fails), then stop it."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services.init", "--manifest", str(manifest),
-         "--pubkey", str(pub), "--isolate", *args],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, env={**os.environ, "PYTHONPATH": str(REPO),
-                        "CAPOS_BIND": "127.0.0.1", **(env or {})},
-    )
-    lines = []
-    assert proc.stdout is not None
-    try:
-        for line in proc.stdout:
-            lines.append(line.rstrip())
-            if line.startswith(("CAPOS-READY", "CAPOS-FATAL")):
-                break
-        proc.terminate()
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
+    lines = runner.until_ready("--manifest", str(manifest), "--pubkey",
+                               str(pub), "--isolate", *args, env=env)
     assert any(x.startswith("CAPOS-READY") for x in lines), "\n".join(lines)
     assert any(x.startswith("CAPOS-STAGE services-forked isolated=yes ")
                for x in lines), lines

@@ -12,6 +12,7 @@ import pytest
 
 from bootmanifest import build, sign
 from services.init import __main__ as init_main
+from tests.services.init import runner
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -97,30 +98,11 @@ def test_wrong_key_refused(signed, tmp_path) -> None:
 def test_good_manifest_boots_and_records_version(signed, tmp_path) -> None:
     """The good manifest verifies and every service comes up; SIGTERM
     stops them all. The installed version is recorded for rollback."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services.init", "--manifest",
-         str(signed["good"]), "--pubkey", str(signed["pub"]),
-         "--state", str(tmp_path), "--setting",
-         "acmeDirectory=https://127.0.0.1:1/dir"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, env={**os.environ, "PYTHONPATH": str(REPO),
-                        "CAPOS_LISTEN_MAP": "80=0,443=0,8080=0,8443=0",
-                        "CAPOS_BIND": "127.0.0.1"},
-    )
-    lines = []
-    assert proc.stdout is not None
-    try:
-        for line in proc.stdout:
-            lines.append(line.rstrip())
-            if line.startswith(("CAPOS-READY", "CAPOS-FATAL")):
-                break
-        proc.terminate()
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
+    lines = runner.until_ready(
+        "--manifest", str(signed["good"]), "--pubkey", str(signed["pub"]),
+        "--state", str(tmp_path), "--setting",
+        "acmeDirectory=https://127.0.0.1:1/dir",
+        env={"CAPOS_LISTEN_MAP": "80=0,443=0,8080=0,8443=0"})
     ready = [x for x in lines if x.startswith("CAPOS-READY")]
     assert ready, "\n".join(lines)
     from bootmanifest import graph
