@@ -28,8 +28,6 @@ from bootmanifest import build, graph, sign
 from services.init import system
 from tests.services.init import runner
 
-REPO = Path(__file__).resolve().parents[3]
-
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="isolation needs root (setuid, unshare)")
 
