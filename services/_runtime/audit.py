@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import uuid
+import os
 from typing import Protocol
 
 
@@ -43,7 +43,9 @@ class AuditEvent:
     subject: tuple[str, ...] = ()
     detail: str = ""
     correlation: str = dataclasses.field(
-        default_factory=lambda: uuid.uuid4().hex[:16]
+        # 64 random bits, as hex. (Not uuid4: importing uuid pulls in
+        # platform, about 30 ms of every service's start under TCG.)
+        default_factory=lambda: os.urandom(8).hex()
     )
 
     def to_json(self) -> str:
