@@ -416,16 +416,19 @@ class AcmeClientImpl(pki().AcmeClient.Server):  # type: ignore[misc]
         )
         try:
             try:
-                regr = await self._call(net, acme.new_account, reg)
+                regr, existing = await self._call(
+                    net, _new_or_existing, acme, reg)
             except AcmeBadNonce:
                 # Rejected before it was processed: nothing was created.
-                regr = await self._call(net, acme.new_account, reg)
+                regr, existing = await self._call(
+                    net, _new_or_existing, acme, reg)
         except AcmeError as err:
             self._emit("register", "error", (), err.reason, err.detail)
             raise
         account = AcmeAccountImpl(regr, net, self)
         self._accounts.append(account)
-        self._emit("register", "ok", (regr.uri or "",))
+        self._emit("register", "ok", (regr.uri or "",),
+                   detail="existing account" if existing else "new account")
         return account
 
     async def rollover(self, local: AcmeAccountImpl, new_key: Any) -> None:
@@ -660,6 +663,21 @@ class AcmeClientImpl(pki().AcmeClient.Server):  # type: ignore[misc]
 @dataclasses.dataclass(frozen=True)
 class _Failed:
     error: Exception
+
+
+def _new_or_existing(acme: client.ClientV2,
+                     reg: messages.NewRegistration,
+                     ) -> tuple[messages.RegistrationResource, bool]:
+    """``newAccount``; when the key already controls an account the
+    server answers 200 with its URL (RFC 8555 section 7.3.1), which the
+    library raises as a conflict: that account is fetched (POST-as-GET)
+    and used. Returns the account and whether it already existed."""
+    try:
+        return acme.new_account(reg), False
+    except errors.ConflictError as err:
+        known = messages.RegistrationResource(
+            body=messages.Registration(), uri=err.location)
+        return acme.query_registration(known), True
 
 
 def _guarded(fn: Any, *args: Any) -> Any:

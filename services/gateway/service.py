@@ -11,9 +11,10 @@ the ACME client as a ``PrivateKey`` capability held here. At start:
   without an issuance (audit ``gateway.reuse``), and its renewal is
   scheduled as at boot: one already due gets a slot of its own
   (:meth:`services.acme.renewal.Renewer.adopt_at_boot`, no storm);
-- otherwise it registers an ACME account (its key in memory, one per
-  boot), orders a certificate for ``tlsName`` with its own http-01
-  solver and puts the chain in the store.
+- otherwise it registers its ACME account (the account key is kept in
+  the state directory too, so a reboot goes on with the same account),
+  orders a certificate for ``tlsName`` with its own http-01 solver and
+  puts the chain in the store.
 
 Renewal runs here, in the process that holds the certificate's key and
 solver: a :class:`~services.acme.renewal.Renewer` over the granted
@@ -53,7 +54,6 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 from OpenSSL import SSL
 
 from services._runtime import audit as _audit
@@ -172,8 +172,8 @@ class Gateway:
         self.table = ChallengeTable()
         self.tls = TLSServer(ctx.listeners[443])
         state = ctx.inputs.get("stateDir")
-        self.tls_key, self.key_source = keyfile.load_or_create(
-            Path(state.decode()) if state else None)
+        self.state = Path(state.decode()) if state else None
+        self.tls_key, self.key_source = keyfile.load_or_create(self.state)
         self.name = ctx.settings.get("tlsName", "www.capos.test")
         self.alpn = AlpnSlot(self.name, ctx.clock)
         self.account: Any = None
@@ -194,11 +194,12 @@ class Gateway:
         ))
 
     async def _register(self, acme: Any) -> None:
-        """An ACME account for this boot (its key lives in memory)."""
-        account_key = PrivateKeyImpl(ec.generate_private_key(
-            ec.SECP256R1()))
+        """The ACME account: its key is kept in the state directory, so
+        after a reboot the server hands back the same account (RFC 8555
+        section 7.3.1) rather than a new one being made each boot."""
+        key, _ = keyfile.load_or_create(self.state, keyfile.ACCOUNT_KEY_FILE)
         self.account = (await acme.register(
-            accountKey=account_key,
+            accountKey=PrivateKeyImpl(key),
             contact=[self.ctx.settings.get(
                 "acmeContact", "mailto:admin@capos.test")],
         )).account

@@ -262,3 +262,10 @@ def test_system_reset_keeps_the_store_and_serves_it_without_issuance(
         ("ok", ["gateway", first])]
     record = stored_record(disk)
     assert record is not None and leaf_fp(record) == first
+    # One account for both boots: registered once, and its key kept on
+    # the disk beside the TLS key for the next registration to find.
+    registers = [(r["outcome"], r["detail"]) for r in records
+                 if r["operation"] == "register"]
+    assert registers == [("ok", "new account")]
+    assert "Mode:  0600" in debugfs(
+        disk, "stat /services/gateway/acme-account-key.pem")

@@ -187,6 +187,43 @@ def test_rollover_to_a_key_in_use_keeps_the_old_key(pebble: Pebble) -> None:
     assert ("rollover", "error", "acmeError") in ops(audit)
 
 
+def test_registering_a_key_again_returns_its_account(pebble: Pebble,
+                                                    ) -> None:
+    """RFC 8555 7.3.1, as a rebooted gateway does with its kept account
+    key: a second ``register`` with the same key (a fresh client, as a
+    new boot has) gets the same account back, not a new one, and can
+    order with it."""
+    audit = MemoryAuditSink()
+    table = ChallengeTable()
+    key = ec.generate_private_key(ec.SECP256R1())
+
+    async def go() -> tuple[str, str, list[bytes]]:
+        async with served(client_for(pebble, audit, SystemClock())) as a:
+            first = (await (await a.register(
+                accountKey=PrivateKeyImpl(key), contact=[])).account
+                .info()).url
+        async with served(client_for(pebble, audit, SystemClock())) as b, \
+                http01_port(pebble, table):
+            account = (await b.register(accountKey=PrivateKeyImpl(key),
+                                        contact=[])).account
+            again = (await account.info()).url
+            chain = (await b.order(
+                account=account,
+                identifiers=[{"type": "dns", "value": "again.capos.test"}],
+                certKey=PrivateKeyImpl(ec.generate_private_key(
+                    ec.SECP256R1())),
+                solver=Http01SolverImpl(table))).chain
+            return str(first), str(again), await ders_of(chain)
+
+    first, again, ders = run(go)
+    assert first.startswith("https://") and again == first
+    assert sans(leaf_of(ders)) == ["again.capos.test"]
+    registers = [(e.outcome, e.subject, e.detail) for e in audit.events
+                 if e.operation == "register"]
+    assert registers == [("ok", (first,), "new account"),
+                         ("ok", (first,), "existing account")]
+
+
 def test_five_issuances_under_20_percent_nonce_rejection(
         tmp_path: Path) -> None:
     """Field report 16d."""

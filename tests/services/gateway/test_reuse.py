@@ -80,6 +80,21 @@ def test_tls_key_is_kept_and_a_damaged_file_replaced(tmp_path: Path) -> None:
     assert how == "ephemeral"
 
 
+def test_account_key_is_kept_beside_the_tls_key(tmp_path: Path) -> None:
+    tls, _ = keyfile.load_or_create(tmp_path)
+    account, how = keyfile.load_or_create(tmp_path,
+                                          keyfile.ACCOUNT_KEY_FILE)
+    assert how == "created"
+    assert account.private_numbers() != tls.private_numbers()
+    path = tmp_path / keyfile.ACCOUNT_KEY_FILE
+    assert path.stat().st_mode & 0o777 == 0o600
+    again, how = keyfile.load_or_create(tmp_path, keyfile.ACCOUNT_KEY_FILE)
+    assert how == "loaded"
+    assert again.private_numbers() == account.private_numbers()
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        [keyfile.KEY_FILE, keyfile.ACCOUNT_KEY_FILE])
+
+
 def test_adopt_at_boot_gives_a_due_certificate_its_own_slot() -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     ders = [leaf(key, [NAME], days=9)]
