@@ -983,6 +983,9 @@ def build_path(leaf: ParsedCertificate,
     """
     if at.tzinfo is None:
         raise ValueError("validation time must be timezone-aware")
+    # A malformed leaf is refused before any other fault is named; the
+    # other certificates are decoded when a check first reads them.
+    leaf.decode()
     # X.509 times have whole seconds (RFC 5280 section 4.1.2.5).
     at = at.replace(microsecond=0)
     if purpose not in PURPOSE_EKU:
