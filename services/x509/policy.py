@@ -43,7 +43,11 @@ Failure reasons come from checks here, not from pyca's message text:
 when pyca refuses, :func:`_diagnose` rebuilds the candidate path by
 issuer name and signature (budgeted) and runs this module's checks on
 it; pyca's text is the fallback only for what pyca alone checks (name
-constraints, extension profile).
+constraints, extension profile). A name-constraint violation is one
+pyca finds only after checking the signature below the constrained CA,
+so when pyca names one the path by issuer names alone is checked, and
+the violation is the reason unless that path fails a check here (then
+the signature search decides, as for any other refusal).
 
 Revocation (DESIGN.md section 6; RFC 6960, RFC 7633, RFC 5280 6.3):
 :func:`decide_revocation` runs on the built path. The leaf's decision is
@@ -70,7 +74,7 @@ import datetime as dt
 import functools
 import ipaddress
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import idna
@@ -719,15 +723,25 @@ def _legacy_signature_ok(child: ParsedCertificate,
     return True
 
 
+def _named_by(child: ParsedCertificate, parent: ParsedCertificate) -> bool:
+    """Issuer name only (the caller matched it): a path by names."""
+    return True
+
+
 def _find_path(leaf: ParsedCertificate,
                pool: Sequence[ParsedCertificate],
                anchors: Sequence[ParsedCertificate],
-               max_len: int) -> tuple[list[ParsedCertificate] | None, str]:
+               max_len: int,
+               issued: Callable[[ParsedCertificate, ParsedCertificate],
+                                bool] = _issued_by,
+               ) -> tuple[list[ParsedCertificate] | None, str]:
     """A path by issuer name and signature only; (path, why-not).
 
     ``why-not`` is ``"signature"`` when the leaf's named issuers or a
     named anchor failed their signature checks, ``"budget"`` when the
-    signature budget ran out, else ``"no issuer"``.
+    signature budget ran out, else ``"no issuer"``. With ``issued``
+    :func:`_named_by`, the likeliest path by names alone (the one the
+    signature search finds first when its signatures verify).
     """
     budget = [DIAGNOSE_BUDGET]
     forged = [False]
@@ -743,7 +757,7 @@ def _find_path(leaf: ParsedCertificate,
                 return None
             budget[0] -= 1
             named += 1
-            if _issued_by(cert, anchor):
+            if issued(cert, anchor):
                 return [*chain, anchor]
             forged[0] = True
         if len(chain) + 1 < max_len:
@@ -756,7 +770,7 @@ def _find_path(leaf: ParsedCertificate,
                     return None
                 budget[0] -= 1
                 named += 1
-                if not _issued_by(cert, cand):
+                if not issued(cert, cand):
                     continue
                 verified += 1
                 found = walk([*chain, cand])
@@ -810,8 +824,22 @@ def _diagnose(err: pv.VerificationError, leaf: ParsedCertificate,
         return _fail(Reason.unknownAnchor,
                      f"path-building budget exhausted: {text}")
     candidates = [*pool.certs, *pool.refused]
-    path, why = _find_path(leaf, candidates, anchors,
-                           max(policy.max_chain_length, 2) + 4)
+    max_len = max(policy.max_chain_length, 2) + 4
+    if _pyca_reason(text) is Reason.nameConstraintViolation:
+        # pyca applies a CA's name constraints only after checking the
+        # signature below it, so the violation it names is real; when
+        # the path by names passes this module's checks there is no
+        # other fault to name first, and no signature to check again.
+        named, _why = _find_path(leaf, candidates, anchors, max_len,
+                                 issued=_named_by)
+        if named is not None:
+            try:
+                _check_path(named, purpose, at, policy)
+            except VerificationError:
+                pass  # named only on a path whose signatures verify
+            else:
+                return _fail(Reason.nameConstraintViolation, text)
+    path, why = _find_path(leaf, candidates, anchors, max_len)
     if path is not None:
         _check_path(path, purpose, at, policy)
         reason = _pyca_reason(text)
