@@ -386,9 +386,10 @@ class ParsedCertificate:
                      if oid in self.extensions
                      and not self.extensions[oid].critical)
 
-    @property
+    @once
     def is_self_issued(self) -> bool:
-        return self.subject.der == self.issuer.der
+        issuer, subject = self.names
+        return issuer == subject
 
     @property
     def validity(self) -> tuple[dt.datetime, dt.datetime]:
@@ -549,15 +550,42 @@ def parse_certificate(der: bytes) -> ParsedCertificate:
         on first read (:meth:`ParsedCertificate.decode`).
     """
     try:
-        # cryptography warns (and will one day refuse) on a non-positive
-        # serial; the warning must not escape when warnings are errors.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        if _serial_looks_positive(der):
             cert = x509.load_der_x509_certificate(der)
             serial = cert.serial_number
+        else:
+            # cryptography warns (and will one day refuse) on a
+            # non-positive serial; the warning must not escape when
+            # warnings are errors.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore",
+                                      CryptographyDeprecationWarning)
+                cert = x509.load_der_x509_certificate(der)
+                serial = cert.serial_number
     except (ValueError, TypeError) as err:
         raise _malformed(err) from err
     return ParsedCertificate(der=der, cert=cert, serial_number=serial)
+
+
+def _serial_looks_positive(der: bytes) -> bool:
+    """True when ``der`` holds a positive serialNumber (X.690 8.3).
+
+    Unparsed input: any doubt is False, which only means parsing
+    contains cryptography's deprecation warning (catching warnings
+    costs as much as the parse).
+    """
+    try:
+        tbs = _tlv_end(der, 0)[0]
+        at = _tlv_end(der, tbs)[0]
+        if der[at] == 0xA0:  # version [0]
+            at = _tlv_end(der, at)[1]
+        if der[at] != 0x02:  # INTEGER
+            return False
+        start, end = _tlv_end(der, at)
+        first = der[start]
+    except IndexError:
+        return False
+    return end > start and first < 0x80 and (first != 0 or end - start > 1)
 
 
 #: Schema RevocationReason names to cryptography's flags, and back.

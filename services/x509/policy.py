@@ -80,7 +80,6 @@ from typing import Any
 import idna
 from cryptography import exceptions as cexc
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import verification as pv
 
 from services.crl.errors import CrlError
@@ -380,7 +379,7 @@ def _check_ca_eku(cert: ParsedCertificate, purpose: str,
 
 
 def _negative_serial(cert: ParsedCertificate) -> bool:
-    return int.from_bytes(cert.serial, "big", signed=True) < 0
+    return cert.serial_number < 0
 
 
 def _check_profile(cert: ParsedCertificate, role: str) -> None:
@@ -1072,8 +1071,9 @@ def build_path(leaf: ParsedCertificate,
                     f"certificate refused by the path builder: "
                     f"{str(err)[:120]}") from err
 
-    by_der = {c.der: c for c in [leaf, *pool.certs, *anchors]}
-    path = tuple(by_der[c.public_bytes(Encoding.DER)] for c in chain)
+    # pyca's certificates hash and compare by their DER.
+    by_cert = {c.cert: c for c in [leaf, *pool.certs, *anchors]}
+    path = tuple(by_cert[c] for c in chain)
     _check_path(path, purpose, at, policy)
     anchor = path[-1]
     sct_count = len(leaf.scts)
