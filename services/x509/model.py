@@ -8,7 +8,7 @@ a Python object per extension and name, which dominated verification
 time when done for every certificate a peer sent). A malformed extension
 or key fails its first read with :class:`CertificateParseError`, the
 error parsing raised before; the verifier reads the leaf's first, and a
-certificate it never reads (a decoy nobody chains through) costs only
+certificate no check reads (an anchor that no path reaches) costs only
 the structural parse. Names map to the schema's
 ``GeneralName`` union members, algorithms to ``AsymmetricAlgorithm`` and
 ``SignatureScheme`` enumerant names (``""`` when the schema has none, such

@@ -439,11 +439,29 @@ def reference_subject(purpose: str, hostname: str) -> pv.Subject | None:
     if "*" in hostname:
         raise _fail(Reason.nameMismatch,
                     "reference identity must not contain '*'")
-    try:
-        return x509.IPAddress(ipaddress.ip_address(hostname))
-    except ValueError:
-        pass
+    ip = _ip_address(hostname)
+    if ip is not None:
+        return x509.IPAddress(ip)
     return x509.DNSName(_a_label(hostname.rstrip(".")))
+
+
+_IPV4_TEXT = frozenset("0123456789.")
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _ip_address(text: str) -> IPAddress | None:
+    """``text`` as an IP address (:func:`ipaddress.ip_address`), or None.
+
+    Text with no colon and a character outside digits and dots is no
+    address in any form ``ipaddress`` reads, and most names are such
+    text; they skip its two failing parses.
+    """
+    if ":" not in text and not _IPV4_TEXT.issuperset(text):
+        return None
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
 
 
 @functools.cache
@@ -498,10 +516,7 @@ def _check_common_names(leaf: ParsedCertificate) -> None:
     dns, _ips = _san_strings(leaf)
     if cn in dns:
         return
-    try:
-        ip = ipaddress.ip_address(cn)
-    except ValueError:
-        ip = None
+    ip = _ip_address(cn)
     if (ip is not None and str(ip) != cn) or (
             ip is None and (":" in cn or _legacy_ipv4(cn))):
         raise _fail(Reason.policyViolation,
