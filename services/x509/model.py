@@ -205,13 +205,18 @@ class ParsedCertificate:
         ext = self.extensions.get(oid)
         return None if ext is None else ext.value
 
+    # The names' sources read the cryptography certificate, never self:
+    # a closure over self would make every read certificate a reference
+    # cycle, left for the cyclic collector instead of freed when dropped.
     @once
     def subject(self) -> DistinguishedNameValue:
-        return DistinguishedNameValue(self.names[1], lambda: self.cert.subject)
+        cert = self.cert
+        return DistinguishedNameValue(self.names[1], lambda: cert.subject)
 
     @once
     def issuer(self) -> DistinguishedNameValue:
-        return DistinguishedNameValue(self.names[0], lambda: self.cert.issuer)
+        cert = self.cert
+        return DistinguishedNameValue(self.names[0], lambda: cert.issuer)
 
     @once
     def serial(self) -> bytes:

@@ -757,49 +757,64 @@ def _find_path(leaf: ParsedCertificate,
     :func:`_named_by`, the likeliest path by names alone (the one the
     signature search finds first when its signatures verify).
     """
-    budget = [DIAGNOSE_BUDGET]
-    forged = [False]
+    search = _Search(pool, anchors, max_len, issued)
+    found = search.walk([leaf])
+    if found:
+        return found, ""
+    if search.budget <= 0:
+        return None, "budget"
+    return None, "signature" if search.forged else "no issuer"
 
-    def walk(chain: list[ParsedCertificate]) -> list[ParsedCertificate] | None:
+
+class _Search:
+    """The state of one :func:`_find_path` (a class, not a recursive
+    closure, which would be a reference cycle holding the candidates
+    until the cyclic collector ran)."""
+
+    def __init__(self, pool: Sequence[ParsedCertificate],
+                 anchors: Sequence[ParsedCertificate], max_len: int,
+                 issued: Callable[[ParsedCertificate, ParsedCertificate],
+                                  bool]) -> None:
+        self.pool, self.anchors = pool, anchors
+        self.max_len, self.issued = max_len, issued
+        self.budget = DIAGNOSE_BUDGET
+        self.forged = False
+
+    def walk(self, chain: list[ParsedCertificate]
+             ) -> list[ParsedCertificate] | None:
         cert = chain[-1]
         issuer = cert.issuer.der
         named = verified = 0
-        for anchor in anchors:
+        for anchor in self.anchors:
             if anchor.subject.der != issuer:
                 continue
-            if budget[0] <= 0:
+            if self.budget <= 0:
                 return None
-            budget[0] -= 1
+            self.budget -= 1
             named += 1
-            if issued(cert, anchor):
+            if self.issued(cert, anchor):
                 return [*chain, anchor]
-            forged[0] = True
-        if len(chain) + 1 < max_len:
-            named_pool = [c for c in pool
+            self.forged = True
+        if len(chain) + 1 < self.max_len:
+            named_pool = [c for c in self.pool
                           if c.subject.der == issuer and c not in chain]
             # Likeliest first, as pyca and Go order them: AKI = SKI.
-            named_pool.sort(key=lambda c: c.ski != cert.aki_key_id)
+            aki = cert.aki_key_id
+            named_pool.sort(key=lambda c: c.ski != aki)
             for cand in named_pool:
-                if budget[0] <= 0:
+                if self.budget <= 0:
                     return None
-                budget[0] -= 1
+                self.budget -= 1
                 named += 1
-                if not issued(cert, cand):
+                if not self.issued(cert, cand):
                     continue
                 verified += 1
-                found = walk([*chain, cand])
+                found = self.walk([*chain, cand])
                 if found:
                     return found
         if len(chain) == 1 and named and not verified:
-            forged[0] = True
+            self.forged = True
         return None
-
-    found = walk([leaf])
-    if found:
-        return found, ""
-    if budget[0] <= 0:
-        return None, "budget"
-    return None, "signature" if forged[0] else "no issuer"
 
 
 _PYCA_TEXT: tuple[tuple[str, Reason], ...] = (

@@ -10,6 +10,7 @@ entry; an anchor no path reaches is never decoded.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import warnings
 
 import pytest
@@ -22,7 +23,11 @@ from services._runtime.clock import FakeClock
 from services._runtime.schema import pki
 from services.x509.boundary import reason_of
 from services.x509.certificate_impl import CertificateImpl
-from services.x509.errors import CertificateParseError, Reason
+from services.x509.errors import (
+    CertificateParseError,
+    Reason,
+    VerificationError,
+)
 from services.x509.model import parse_certificate
 from services.x509.policy import WEB_PKI_LENIENT, verify_chain
 from services.x509.trust import TrustStoreCore
@@ -146,3 +151,34 @@ def test_names_are_the_encoded_issuer_and_subject() -> None:
         assert parsed.issuer.der == issued.cert.issuer.public_bytes()
         assert parsed.subject.der == issued.cert.subject.public_bytes()
         assert parsed.is_self_issued is (issued is h.root)
+
+
+def test_verification_leaves_no_reference_cycles() -> None:
+    # Certificates, their decoded extensions and a diagnosis's search
+    # are freed when dropped, not left for the cyclic collector.
+    h = f.hierarchy()
+    forged = f.leaf(h.inter, signer=f.ec_key("forger"))
+
+    def verify(leaf: bytes, host: str) -> str:
+        try:
+            verify_chain(parse_certificate(leaf),
+                         [parse_certificate(h.inter.der)],
+                         [parse_certificate(h.root.der)], "tlsServerAuth",
+                         f.T0, host, WEB_PKI_LENIENT)
+        except CertificateParseError as err:
+            return err.reason.value
+        except VerificationError as err:
+            return err.reason.value
+        return "valid"
+
+    verify(h.leaf.der, f.HOST)  # warm caches (public suffixes, policies)
+    gc.collect()
+    gc.disable()
+    try:
+        outcomes = [verify(h.leaf.der, f.HOST),
+                    verify(h.leaf.der, "other.example"),
+                    verify(forged.der, f.HOST)]
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+    assert outcomes == ["valid", "nameMismatch", "signatureMismatch"]
