@@ -574,8 +574,8 @@ def _check_reference_named(leaf: ParsedCertificate,
             address, (ipaddress.IPv4Address, ipaddress.IPv6Address))
             else b"")
         if packed not in _san_strings(leaf)[1]:
-            raise _fail(Reason.nameMismatch,
-                        f"leaf has no iPAddress SAN {subject.value}", leaf)
+            raise _name_mismatch(
+                leaf, f"leaf has no iPAddress SAN {subject.value}")
         return
     ref = subject.value.lower().rstrip(".")
     parent = ref.split(".", 1)[1] if "." in ref else None
@@ -584,7 +584,29 @@ def _check_reference_named(leaf: ParsedCertificate,
         if name == ref or (parent is not None and name.startswith("*.")
                            and name[2:] == parent):
             return
-    raise _fail(Reason.nameMismatch, f"leaf is not valid for {ref!r}", leaf)
+    raise _name_mismatch(leaf, f"leaf is not valid for {ref!r}")
+
+
+#: SAN identities a name-mismatch detail lists before "and N more".
+LISTED_NAMES = 4
+
+
+def _name_mismatch(leaf: ParsedCertificate, what: str) -> VerificationError:
+    """``nameMismatch`` listing the identities the leaf does carry.
+
+    For a name fault the leaf's SANs say more than its subject DN (as
+    Go's "certificate is valid for ..., not ..." does), and the check
+    has just read them, where the DN would be decoded for the message
+    alone.
+    """
+    dns, ips = _san_strings(leaf)
+    names = [*sorted(dns), *sorted(str(ipaddress.ip_address(p))
+                                   for p in ips if len(p) in (4, 16))]
+    shown = ", ".join(repr(n) for n in names[:LISTED_NAMES]) or "none"
+    if len(names) > LISTED_NAMES:
+        shown += f" and {len(names) - LISTED_NAMES} more"
+    return _fail(Reason.nameMismatch, f"{what} (its DNS and IP SANs: {shown})",
+                 serial=leaf.serial.hex())
 
 
 def _check_identities(leaf: ParsedCertificate, hostname: str) -> None:
@@ -608,8 +630,7 @@ def _check_identities(leaf: ParsedCertificate, hostname: str) -> None:
             except ValueError:
                 ok = _a_label(ref) in {d.lower() for d in dns}
         if not ok:
-            raise _fail(Reason.nameMismatch,
-                        f"leaf is not valid for {ref!r}", leaf)
+            raise _name_mismatch(leaf, f"leaf is not valid for {ref!r}")
 
 
 # ---------------------------------------------------------------------
