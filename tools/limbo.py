@@ -39,6 +39,7 @@ import argparse
 import asyncio
 import dataclasses
 import datetime as dt
+import functools
 import ipaddress
 import json
 import lzma
@@ -169,13 +170,20 @@ def load(path: Path = CORPUS) -> list[Case]:
 
 def policy_for(case: Case) -> Any:
     """The ``VerificationPolicy`` a testcase runs under."""
+    return _policy(case.max_chain_depth, bool(case.crls))
+
+
+@functools.cache
+def _policy(max_chain_depth: int | None, crls: bool) -> Any:
+    # One immutable policy per shape, as a deployment mints a verifier
+    # once per policy (run_capability keeps one verifier per policy).
     from services.x509.policy import WEB_PKI_LENIENT
     policy = dataclasses.replace(WEB_PKI_LENIENT, clock_skew_seconds=0,
                                  cabf_root_profile=True)
-    if case.max_chain_depth is not None:
+    if max_chain_depth is not None:
         policy = dataclasses.replace(
-            policy, max_chain_length=min(case.max_chain_depth + 2, 255))
-    if case.crls:
+            policy, max_chain_length=min(max_chain_depth + 2, 255))
+    if crls:
         # A case that supplies CRLs expects hard-fail revocation: an
         # unusable CRL is no evidence, and then the chain must fail
         # (field report 13a: "under hard-fail it fails").

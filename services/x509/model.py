@@ -1,11 +1,15 @@
 """Parsed X.509 certificates as frozen values (RFC 5280 section 4.1).
 
-DER is parsed once by :func:`parse_certificate` (certificate, every
-extension, the key: a malformed certificate fails there); everything
-downstream reads the resulting :class:`ParsedCertificate`, whose derived
-values are computed on first read and kept (cryptography builds a Python
-object per extension and name, which dominates verification time). Names
-map to the schema's
+DER is parsed once by :func:`parse_certificate` (the certificate
+structure: malformed DER fails there); everything downstream reads the
+resulting :class:`ParsedCertificate`, which decodes the extensions and
+the key on first read and keeps every derived value (cryptography builds
+a Python object per extension and name, which dominated verification
+time when done for every certificate a peer sent). A malformed extension
+or key fails its first read with :class:`CertificateParseError`, the
+error parsing raised before; the verifier reads the leaf's first, and a
+certificate no check reads (an anchor that no path reaches) costs only
+the structural parse. Names map to the schema's
 ``GeneralName`` union members, algorithms to ``AsymmetricAlgorithm`` and
 ``SignatureScheme`` enumerant names (``""`` when the schema has none, such
 as RSA-1024, which policy then refuses as weak).
@@ -15,18 +19,54 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 import ipaddress
 import warnings
-from typing import Any, Union
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar, Union, overload
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from services.x509.errors import CertificateParseError
+
+T = TypeVar("T")
+
+
+class once(Generic[T]):  # noqa: N801 (read like functools.cached_property)
+    """A derived attribute computed on first read and kept.
+
+    Like ``functools.cached_property`` without its per-read lock (3.11
+    takes one on every first read; the values here are pure, so two
+    threads computing one twice is harmless). The value lands in the
+    instance ``__dict__``, so later reads are plain attribute reads.
+    """
+
+    def __init__(self, compute: Callable[[Any], T]) -> None:
+        self._compute = compute
+        self._name = compute.__name__
+        self.__doc__ = compute.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> once[T]: ...
+
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> T: ...
+
+    def __get__(self, obj: object | None,
+                owner: type | None = None) -> T | once[T]:
+        if obj is None:
+            return self
+        value = self._compute(obj)
+        obj.__dict__[self._name] = value
+        return value
+
 
 NameValue = Union[str, bytes, "DistinguishedNameValue", tuple[str, bytes]]
 
@@ -62,13 +102,13 @@ class DistinguishedNameValue:
         src = self.source
         return src() if callable(src) else src  # type: ignore[no-any-return]
 
-    @functools.cached_property
+    @once
     def rdns(self) -> tuple[tuple[tuple[str, str], ...], ...]:
         return tuple(
             tuple((a.oid.dotted_string, str(a.value)) for a in rdn)
             for rdn in self._name().rdns)
 
-    @functools.cached_property
+    @once
     def rfc4514(self) -> str:
         return self._name().rfc4514_string()
 
@@ -114,17 +154,14 @@ class SctValue:
 class ParsedCertificate:
     """Everything the platform reads from one certificate.
 
-    :func:`parse_certificate` decodes the DER, every extension and the
-    key once (so a malformed certificate fails there); the values below
-    are then derived on first read and kept. Equal when the DER is.
+    :func:`parse_certificate` parses the DER; the extensions, the key
+    and the values below are decoded on first read and kept (a
+    malformed extension or key raises :class:`CertificateParseError`
+    there, as parsing did). Equal when the DER is.
     """
 
     der: bytes
     cert: x509.Certificate = dataclasses.field(repr=False)
-    extensions: dict[str, x509.Extension[Any]] = dataclasses.field(
-        repr=False)
-    public_key: Any = dataclasses.field(repr=False)
-    names: tuple[bytes, bytes] = dataclasses.field(repr=False)
     #: Read once at parse time, where cryptography's deprecation warning
     #: for a non-positive serial is contained.
     serial_number: int = 0
@@ -135,45 +172,79 @@ class ParsedCertificate:
     def __hash__(self) -> int:
         return hash(self.der)
 
+    @once
+    def extensions(self) -> dict[str, x509.Extension[Any]]:
+        """Every extension by dotted OID, decoded on first read."""
+        try:
+            return {e.oid.dotted_string: e for e in self.cert.extensions}
+        except (ValueError, TypeError, x509.DuplicateExtension,
+                x509.UnsupportedGeneralNameType) as err:
+            raise _malformed(err) from err
+
+    @once
+    def public_key(self) -> Any:
+        """The subject public key, decoded on first read."""
+        try:
+            return self.cert.public_key()
+        except (ValueError, TypeError, UnsupportedAlgorithm) as err:
+            raise _malformed(err) from err
+
+    def decode(self) -> None:
+        """Decode the extensions and the key now.
+
+        :raises CertificateParseError: one of them is malformed.
+        """
+        _ = self.extensions, self.public_key
+
+    @once
+    def names(self) -> tuple[bytes, bytes]:
+        """(issuer DER, subject DER), cut from the certificate DER."""
+        return cert_names(self.der)
+
     def _value(self, oid: str) -> Any:
         ext = self.extensions.get(oid)
         return None if ext is None else ext.value
 
-    @functools.cached_property
+    # The names' sources read the cryptography certificate, never self:
+    # a closure over self would make every read certificate a reference
+    # cycle, left for the cyclic collector instead of freed when dropped.
+    @once
     def subject(self) -> DistinguishedNameValue:
-        return DistinguishedNameValue(self.names[1], lambda: self.cert.subject)
+        cert = self.cert
+        return DistinguishedNameValue(self.names[1], lambda: cert.subject)
 
-    @functools.cached_property
+    @once
     def issuer(self) -> DistinguishedNameValue:
-        return DistinguishedNameValue(self.names[0], lambda: self.cert.issuer)
+        cert = self.cert
+        return DistinguishedNameValue(self.names[0], lambda: cert.issuer)
 
-    @functools.cached_property
+    @once
     def serial(self) -> bytes:
         number = self.serial_number
         return number.to_bytes((number.bit_length() + 8) // 8, "big",
                                signed=True)
 
-    @functools.cached_property
+    @once
     def not_before(self) -> dt.datetime:
         return self.cert.not_valid_before_utc
 
-    @functools.cached_property
+    @once
     def not_after(self) -> dt.datetime:
         return self.cert.not_valid_after_utc
 
-    @functools.cached_property
+    @once
     def sans(self) -> tuple[GeneralNameValue, ...]:
         san = self._value(_SAN)
         return tuple(_general_name(g) for g in san) if san else ()
 
-    @functools.cached_property
+    @once
     def dns_sans(self) -> frozenset[str]:
         """The dNSName SAN values, as written."""
         san = self._value(_SAN)
         return frozenset(san.get_values_for_type(x509.DNSName)
                          if san else ())
 
-    @functools.cached_property
+    @once
     def ip_sans(self) -> frozenset[bytes]:
         """The iPAddress SAN values, packed."""
         san = self._value(_SAN)
@@ -181,7 +252,7 @@ class ParsedCertificate:
                          (san.get_values_for_type(x509.IPAddress)
                           if san else ()))
 
-    @functools.cached_property
+    @once
     def key_usage(self) -> tuple[bool, ...] | None:
         ku = self._value(_KU)
         if not isinstance(ku, x509.KeyUsage):
@@ -196,17 +267,17 @@ class ParsedCertificate:
                 flags.append(False)
         return tuple(flags)
 
-    @functools.cached_property
+    @once
     def ekus(self) -> tuple[str, ...]:
         eku = self._value(_EKU)
         return tuple(o.dotted_string for o in eku) if eku else ()
 
-    @functools.cached_property
+    @once
     def is_ca(self) -> bool:
         bc = self._value(_BC)
         return bool(bc.ca) if isinstance(bc, x509.BasicConstraints) else False
 
-    @functools.cached_property
+    @once
     def path_len(self) -> int:
         bc = self._value(_BC)
         if isinstance(bc, x509.BasicConstraints) and (
@@ -214,14 +285,14 @@ class ParsedCertificate:
             return bc.path_length
         return -1
 
-    @functools.cached_property
+    @once
     def permitted(self) -> tuple[GeneralNameValue, ...]:
         nc = self._value(_NC)
         if not isinstance(nc, x509.NameConstraints):
             return ()
         return tuple(_general_name(g) for g in nc.permitted_subtrees or ())
 
-    @functools.cached_property
+    @once
     def excluded(self) -> tuple[GeneralNameValue, ...]:
         nc = self._value(_NC)
         if not isinstance(nc, x509.NameConstraints):
@@ -232,7 +303,7 @@ class ParsedCertificate:
     def has_name_constraints(self) -> bool:
         return _NC in self.extensions
 
-    @functools.cached_property
+    @once
     def scts(self) -> tuple[SctValue, ...]:
         return tuple(
             SctValue(
@@ -247,38 +318,38 @@ class ParsedCertificate:
             for s in (self._value(_SCT) or ())
         )
 
-    @functools.cached_property
+    @once
     def has_must_staple(self) -> bool:
         feature = self._value(_TLS_FEATURE)
         return bool(feature is not None
                     and x509.TLSFeatureType.status_request in feature)
 
-    @functools.cached_property
+    @once
     def algorithm(self) -> str:
         return key_algorithm(self.public_key)
 
-    @functools.cached_property
+    @once
     def signature_scheme(self) -> str:
         return signature_scheme(self.cert)
 
-    @functools.cached_property
+    @once
     def spki_der(self) -> bytes:
         return self.public_key.public_bytes(  # type: ignore[no-any-return]
             serialization.Encoding.DER,
             serialization.PublicFormat.SubjectPublicKeyInfo)
 
-    @functools.cached_property
+    @once
     def sha256(self) -> bytes:
         return self.cert.fingerprint(hashes.SHA256())
 
-    @functools.cached_property
+    @once
     def serial_positive(self) -> bool:
         """RFC 5280 section 4.1.2.2 wants a positive serial; relying
         parties should cope with others, so parsing records this
         instead of failing and policy decides (field report 5)."""
         return self.serial_number > 0
 
-    @functools.cached_property
+    @once
     def ski(self) -> bytes | None:
         """SubjectKeyIdentifier (RFC 5280 section 4.2.1.2), or None."""
         value = self._value(_SKI)
@@ -289,14 +360,14 @@ class ParsedCertificate:
     def has_aki(self) -> bool:
         return _AKI in self.extensions
 
-    @functools.cached_property
+    @once
     def aki_key_id(self) -> bytes | None:
         """The AuthorityKeyIdentifier's keyIdentifier (4.2.1.1)."""
         value = self._value(_AKI)
         return value.key_identifier if isinstance(
             value, x509.AuthorityKeyIdentifier) else None
 
-    @functools.cached_property
+    @once
     def aki_names_issuer(self) -> bool:
         """The AKI names the issuer by DN and serial."""
         value = self._value(_AKI)
@@ -304,14 +375,14 @@ class ParsedCertificate:
             value.authority_cert_issuer is not None
             or value.authority_cert_serial_number is not None)
 
-    @functools.cached_property
+    @once
     def common_names(self) -> tuple[str, ...]:
         """The subject's commonName values, in order (BR 7.1.4.3)."""
         return tuple(str(a.value) for a in
                      self.cert.subject.get_attributes_for_oid(
                          x509.NameOID.COMMON_NAME))
 
-    @functools.cached_property
+    @once
     def noncritical_must_be_critical(self) -> tuple[str, ...]:
         """Extensions RFC 5280 says conforming CAs MUST mark critical
         (policyConstraints 4.2.1.11, inhibitAnyPolicy 4.2.1.14) that
@@ -320,9 +391,10 @@ class ParsedCertificate:
                      if oid in self.extensions
                      and not self.extensions[oid].critical)
 
-    @property
+    @once
     def is_self_issued(self) -> bool:
-        return self.subject.der == self.issuer.der
+        issuer, subject = self.names
+        return issuer == subject
 
     @property
     def validity(self) -> tuple[dt.datetime, dt.datetime]:
@@ -378,21 +450,26 @@ def _tlv_end(data: bytes, at: int) -> tuple[int, int]:
     return at + 2 + count, at + 2 + count + length
 
 
-def tbs_names(tbs: bytes) -> tuple[bytes, bytes]:
-    """(issuer DER, subject DER) as encoded in a TBSCertificate.
+def cert_names(der: bytes) -> tuple[bytes, bytes]:
+    """(issuer DER, subject DER) as encoded in a Certificate's DER.
 
-    RFC 5280 section 4.1: version [0] (optional), serialNumber,
-    signature, issuer, validity, subject.
+    RFC 5280 section 4.1: Certificate is a SEQUENCE whose first element
+    is the TBSCertificate: version [0] (optional), serialNumber,
+    signature, issuer, validity, subject. Only called on DER that
+    cryptography has parsed, so the structure is known to be there
+    (and cryptography would re-encode the whole TBSCertificate to hand
+    it out).
     """
-    at, _end = _tlv_end(tbs, 0)
-    if tbs[at] == 0xA0:
-        at = _tlv_end(tbs, at)[1]
+    tbs, _end = _tlv_end(der, 0)
+    at, _end = _tlv_end(der, tbs)
+    if der[at] == 0xA0:
+        at = _tlv_end(der, at)[1]
     for _ in range(2):  # serialNumber, signature
-        at = _tlv_end(tbs, at)[1]
-    issuer_end = _tlv_end(tbs, at)[1]
-    issuer = tbs[at:issuer_end]
-    at = _tlv_end(tbs, issuer_end)[1]  # validity
-    return issuer, tbs[at:_tlv_end(tbs, at)[1]]
+        at = _tlv_end(der, at)[1]
+    issuer_end = _tlv_end(der, at)[1]
+    issuer = der[at:issuer_end]
+    at = _tlv_end(der, issuer_end)[1]  # validity
+    return issuer, der[at:_tlv_end(der, at)[1]]
 
 
 def _packed(ip: Any) -> bytes:
@@ -466,37 +543,54 @@ def signature_scheme(cert: x509.Certificate) -> str:
     return _SIG_SCHEMES.get(oid, "")
 
 
-def parse_certificate(der: bytes) -> ParsedCertificate:
-    """Parse DER once.
+def _malformed(err: Exception) -> CertificateParseError:
+    return CertificateParseError(f"malformed certificate: {str(err)[:120]}")
 
-    :raises CertificateParseError: malformed DER or extensions
-        (reason ``policyViolation``).
+
+def parse_certificate(der: bytes) -> ParsedCertificate:
+    """Parse the DER structure (extensions and key wait for a read).
+
+    :raises CertificateParseError: malformed DER (reason
+        ``policyViolation``); a malformed extension or key raises it
+        on first read (:meth:`ParsedCertificate.decode`).
     """
     try:
-        # cryptography warns (and will one day refuse) on a non-positive
-        # serial; the warning must not escape when warnings are errors.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        if _serial_looks_positive(der):
             cert = x509.load_der_x509_certificate(der)
-            return _parse(der, cert)
-    except CertificateParseError:
-        raise
-    except (ValueError, TypeError, x509.DuplicateExtension,
-            x509.UnsupportedGeneralNameType) as err:
-        raise CertificateParseError(
-            f"malformed certificate: {str(err)[:120]}") from err
+            serial = cert.serial_number
+        else:
+            # cryptography warns (and will one day refuse) on a
+            # non-positive serial; the warning must not escape when
+            # warnings are errors.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore",
+                                      CryptographyDeprecationWarning)
+                cert = x509.load_der_x509_certificate(der)
+                serial = cert.serial_number
+    except (ValueError, TypeError) as err:
+        raise _malformed(err) from err
+    return ParsedCertificate(der=der, cert=cert, serial_number=serial)
 
 
-def _parse(der: bytes, cert: x509.Certificate) -> ParsedCertificate:
-    # Decoding every extension and the key here is what makes a
-    # malformed certificate fail at parse time rather than later.
-    extensions = {e.oid.dotted_string: e for e in cert.extensions}
-    parsed = ParsedCertificate(
-        der=der, cert=cert, extensions=extensions,
-        public_key=cert.public_key(),
-        names=tbs_names(cert.tbs_certificate_bytes),
-        serial_number=cert.serial_number)
-    return parsed
+def _serial_looks_positive(der: bytes) -> bool:
+    """True when ``der`` holds a positive serialNumber (X.690 8.3).
+
+    Unparsed input: any doubt is False, which only means parsing
+    contains cryptography's deprecation warning (catching warnings
+    costs as much as the parse).
+    """
+    try:
+        tbs = _tlv_end(der, 0)[0]
+        at = _tlv_end(der, tbs)[0]
+        if der[at] == 0xA0:  # version [0]
+            at = _tlv_end(der, at)[1]
+        if der[at] != 0x02:  # INTEGER
+            return False
+        start, end = _tlv_end(der, at)
+        first = der[start]
+    except IndexError:
+        return False
+    return end > start and first < 0x80 and (first != 0 or end - start > 1)
 
 
 #: Schema RevocationReason names to cryptography's flags, and back.

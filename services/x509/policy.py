@@ -43,7 +43,11 @@ Failure reasons come from checks here, not from pyca's message text:
 when pyca refuses, :func:`_diagnose` rebuilds the candidate path by
 issuer name and signature (budgeted) and runs this module's checks on
 it; pyca's text is the fallback only for what pyca alone checks (name
-constraints, extension profile).
+constraints, extension profile). A name-constraint violation is one
+pyca finds only after checking the signature below the constrained CA,
+so when pyca names one the path by issuer names alone is checked, and
+the violation is the reason unless that path fails a check here (then
+the signature search decides, as for any other refusal).
 
 Revocation (DESIGN.md section 6; RFC 6960, RFC 7633, RFC 5280 6.3):
 :func:`decide_revocation` runs on the built path. The leaf's decision is
@@ -70,13 +74,12 @@ import datetime as dt
 import functools
 import ipaddress
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import idna
 from cryptography import exceptions as cexc
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import verification as pv
 
 from services.crl.errors import CrlError
@@ -376,7 +379,7 @@ def _check_ca_eku(cert: ParsedCertificate, purpose: str,
 
 
 def _negative_serial(cert: ParsedCertificate) -> bool:
-    return int.from_bytes(cert.serial, "big", signed=True) < 0
+    return cert.serial_number < 0
 
 
 def _check_profile(cert: ParsedCertificate, role: str) -> None:
@@ -436,11 +439,29 @@ def reference_subject(purpose: str, hostname: str) -> pv.Subject | None:
     if "*" in hostname:
         raise _fail(Reason.nameMismatch,
                     "reference identity must not contain '*'")
-    try:
-        return x509.IPAddress(ipaddress.ip_address(hostname))
-    except ValueError:
-        pass
+    ip = _ip_address(hostname)
+    if ip is not None:
+        return x509.IPAddress(ip)
     return x509.DNSName(_a_label(hostname.rstrip(".")))
+
+
+_IPV4_TEXT = frozenset("0123456789.")
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _ip_address(text: str) -> IPAddress | None:
+    """``text`` as an IP address (:func:`ipaddress.ip_address`), or None.
+
+    Text with no colon and a character outside digits and dots is no
+    address in any form ``ipaddress`` reads, and most names are such
+    text; they skip its two failing parses.
+    """
+    if ":" not in text and not _IPV4_TEXT.issuperset(text):
+        return None
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
 
 
 @functools.cache
@@ -495,10 +516,7 @@ def _check_common_names(leaf: ParsedCertificate) -> None:
     dns, _ips = _san_strings(leaf)
     if cn in dns:
         return
-    try:
-        ip = ipaddress.ip_address(cn)
-    except ValueError:
-        ip = None
+    ip = _ip_address(cn)
     if (ip is not None and str(ip) != cn) or (
             ip is None and (":" in cn or _legacy_ipv4(cn))):
         raise _fail(Reason.policyViolation,
@@ -556,8 +574,8 @@ def _check_reference_named(leaf: ParsedCertificate,
             address, (ipaddress.IPv4Address, ipaddress.IPv6Address))
             else b"")
         if packed not in _san_strings(leaf)[1]:
-            raise _fail(Reason.nameMismatch,
-                        f"leaf has no iPAddress SAN {subject.value}", leaf)
+            raise _name_mismatch(
+                leaf, f"leaf has no iPAddress SAN {subject.value}")
         return
     ref = subject.value.lower().rstrip(".")
     parent = ref.split(".", 1)[1] if "." in ref else None
@@ -566,7 +584,29 @@ def _check_reference_named(leaf: ParsedCertificate,
         if name == ref or (parent is not None and name.startswith("*.")
                            and name[2:] == parent):
             return
-    raise _fail(Reason.nameMismatch, f"leaf is not valid for {ref!r}", leaf)
+    raise _name_mismatch(leaf, f"leaf is not valid for {ref!r}")
+
+
+#: SAN identities a name-mismatch detail lists before "and N more".
+LISTED_NAMES = 4
+
+
+def _name_mismatch(leaf: ParsedCertificate, what: str) -> VerificationError:
+    """``nameMismatch`` listing the identities the leaf does carry.
+
+    For a name fault the leaf's SANs say more than its subject DN (as
+    Go's "certificate is valid for ..., not ..." does), and the check
+    has just read them, where the DN would be decoded for the message
+    alone.
+    """
+    dns, ips = _san_strings(leaf)
+    names = [*sorted(dns), *sorted(str(ipaddress.ip_address(p))
+                                   for p in ips if len(p) in (4, 16))]
+    shown = ", ".join(repr(n) for n in names[:LISTED_NAMES]) or "none"
+    if len(names) > LISTED_NAMES:
+        shown += f" and {len(names) - LISTED_NAMES} more"
+    return _fail(Reason.nameMismatch, f"{what} (its DNS and IP SANs: {shown})",
+                 serial=leaf.serial.hex())
 
 
 def _check_identities(leaf: ParsedCertificate, hostname: str) -> None:
@@ -590,8 +630,7 @@ def _check_identities(leaf: ParsedCertificate, hostname: str) -> None:
             except ValueError:
                 ok = _a_label(ref) in {d.lower() for d in dns}
         if not ok:
-            raise _fail(Reason.nameMismatch,
-                        f"leaf is not valid for {ref!r}", leaf)
+            raise _name_mismatch(leaf, f"leaf is not valid for {ref!r}")
 
 
 # ---------------------------------------------------------------------
@@ -719,59 +758,84 @@ def _legacy_signature_ok(child: ParsedCertificate,
     return True
 
 
+def _named_by(child: ParsedCertificate, parent: ParsedCertificate) -> bool:
+    """Issuer name only (the caller matched it): a path by names."""
+    return True
+
+
 def _find_path(leaf: ParsedCertificate,
                pool: Sequence[ParsedCertificate],
                anchors: Sequence[ParsedCertificate],
-               max_len: int) -> tuple[list[ParsedCertificate] | None, str]:
+               max_len: int,
+               issued: Callable[[ParsedCertificate, ParsedCertificate],
+                                bool] = _issued_by,
+               ) -> tuple[list[ParsedCertificate] | None, str]:
     """A path by issuer name and signature only; (path, why-not).
 
     ``why-not`` is ``"signature"`` when the leaf's named issuers or a
     named anchor failed their signature checks, ``"budget"`` when the
-    signature budget ran out, else ``"no issuer"``.
+    signature budget ran out, else ``"no issuer"``. With ``issued``
+    :func:`_named_by`, the likeliest path by names alone (the one the
+    signature search finds first when its signatures verify).
     """
-    budget = [DIAGNOSE_BUDGET]
-    forged = [False]
+    search = _Search(pool, anchors, max_len, issued)
+    found = search.walk([leaf])
+    if found:
+        return found, ""
+    if search.budget <= 0:
+        return None, "budget"
+    return None, "signature" if search.forged else "no issuer"
 
-    def walk(chain: list[ParsedCertificate]) -> list[ParsedCertificate] | None:
+
+class _Search:
+    """The state of one :func:`_find_path` (a class, not a recursive
+    closure, which would be a reference cycle holding the candidates
+    until the cyclic collector ran)."""
+
+    def __init__(self, pool: Sequence[ParsedCertificate],
+                 anchors: Sequence[ParsedCertificate], max_len: int,
+                 issued: Callable[[ParsedCertificate, ParsedCertificate],
+                                  bool]) -> None:
+        self.pool, self.anchors = pool, anchors
+        self.max_len, self.issued = max_len, issued
+        self.budget = DIAGNOSE_BUDGET
+        self.forged = False
+
+    def walk(self, chain: list[ParsedCertificate]
+             ) -> list[ParsedCertificate] | None:
         cert = chain[-1]
         issuer = cert.issuer.der
         named = verified = 0
-        for anchor in anchors:
+        for anchor in self.anchors:
             if anchor.subject.der != issuer:
                 continue
-            if budget[0] <= 0:
+            if self.budget <= 0:
                 return None
-            budget[0] -= 1
+            self.budget -= 1
             named += 1
-            if _issued_by(cert, anchor):
+            if self.issued(cert, anchor):
                 return [*chain, anchor]
-            forged[0] = True
-        if len(chain) + 1 < max_len:
-            named_pool = [c for c in pool
+            self.forged = True
+        if len(chain) + 1 < self.max_len:
+            named_pool = [c for c in self.pool
                           if c.subject.der == issuer and c not in chain]
             # Likeliest first, as pyca and Go order them: AKI = SKI.
-            named_pool.sort(key=lambda c: c.ski != cert.aki_key_id)
+            aki = cert.aki_key_id
+            named_pool.sort(key=lambda c: c.ski != aki)
             for cand in named_pool:
-                if budget[0] <= 0:
+                if self.budget <= 0:
                     return None
-                budget[0] -= 1
+                self.budget -= 1
                 named += 1
-                if not _issued_by(cert, cand):
+                if not self.issued(cert, cand):
                     continue
                 verified += 1
-                found = walk([*chain, cand])
+                found = self.walk([*chain, cand])
                 if found:
                     return found
         if len(chain) == 1 and named and not verified:
-            forged[0] = True
+            self.forged = True
         return None
-
-    found = walk([leaf])
-    if found:
-        return found, ""
-    if budget[0] <= 0:
-        return None, "budget"
-    return None, "signature" if forged[0] else "no issuer"
 
 
 _PYCA_TEXT: tuple[tuple[str, Reason], ...] = (
@@ -810,8 +874,22 @@ def _diagnose(err: pv.VerificationError, leaf: ParsedCertificate,
         return _fail(Reason.unknownAnchor,
                      f"path-building budget exhausted: {text}")
     candidates = [*pool.certs, *pool.refused]
-    path, why = _find_path(leaf, candidates, anchors,
-                           max(policy.max_chain_length, 2) + 4)
+    max_len = max(policy.max_chain_length, 2) + 4
+    if _pyca_reason(text) is Reason.nameConstraintViolation:
+        # pyca applies a CA's name constraints only after checking the
+        # signature below it, so the violation it names is real; when
+        # the path by names passes this module's checks there is no
+        # other fault to name first, and no signature to check again.
+        named, _why = _find_path(leaf, candidates, anchors, max_len,
+                                 issued=_named_by)
+        if named is not None:
+            try:
+                _check_path(named, purpose, at, policy)
+            except VerificationError:
+                pass  # named only on a path whose signatures verify
+            else:
+                return _fail(Reason.nameConstraintViolation, text)
+    path, why = _find_path(leaf, candidates, anchors, max_len)
     if path is not None:
         _check_path(path, purpose, at, policy)
         reason = _pyca_reason(text)
@@ -983,6 +1061,9 @@ def build_path(leaf: ParsedCertificate,
     """
     if at.tzinfo is None:
         raise ValueError("validation time must be timezone-aware")
+    # A malformed leaf is refused before any other fault is named; the
+    # other certificates are decoded when a check first reads them.
+    leaf.decode()
     # X.509 times have whole seconds (RFC 5280 section 4.1.2.5).
     at = at.replace(microsecond=0)
     if purpose not in PURPOSE_EKU:
@@ -1041,8 +1122,9 @@ def build_path(leaf: ParsedCertificate,
                     f"certificate refused by the path builder: "
                     f"{str(err)[:120]}") from err
 
-    by_der = {c.der: c for c in [leaf, *pool.certs, *anchors]}
-    path = tuple(by_der[c.public_bytes(Encoding.DER)] for c in chain)
+    # pyca's certificates hash and compare by their DER.
+    by_cert = {c.cert: c for c in [leaf, *pool.certs, *anchors]}
+    path = tuple(by_cert[c] for c in chain)
     _check_path(path, purpose, at, policy)
     anchor = path[-1]
     sct_count = len(leaf.scts)

@@ -114,6 +114,7 @@ class TrustStoreImpl(pki().TrustStore.Server):  # type: ignore[misc]
         der = (await cert.der()).encoded
         try:
             parsed = parse_certificate(bytes(der))
+            parsed.decode()  # a malformed anchor is refused on entry
             if pin.hashAlgorithm != "sha256" and len(pin.spkiHash):
                 raise ServiceError(Reason.pinMismatch,
                                    "anchor pins are SHA-256 only")

@@ -218,6 +218,7 @@ class CertVerifierImpl(pki().CertVerifier.Server):  # type: ignore[misc]
         if not certs:
             raise ServiceError(Reason.policyViolation, "empty chain")
         leaf, inter = certs[0], certs[1:]
+        leaf.decode()  # a malformed leaf before any other reason
         usable, excluded = usable_anchors(store.view(purpose),
                                           leaf.not_before)
         try:

@@ -223,6 +223,23 @@ def test_ip_reference_and_malformed_references() -> None:
         assert reason is Reason.nameMismatch, bad
 
 
+def test_name_mismatch_lists_the_names_the_leaf_carries() -> None:
+    h = _h()
+    reason, detail = reason_of(name_mismatch())
+    assert reason is Reason.nameMismatch
+    assert detail == ("leaf is not valid for 'other.capos.test' (its DNS "
+                      f"and IP SANs: {f.HOST!r})")
+    many = f.leaf(h.inter, serial=32, sans=[
+        x509.DNSName(f"n{i}.capos.test") for i in range(6)] + [
+        x509.IPAddress(ipaddress.ip_address("192.0.2.7"))])
+    reason, detail = reason_of(Input([many.der, h.inter.der], [h.root.der],
+                                     host="192.0.2.8"))
+    assert reason is Reason.nameMismatch
+    assert detail == ("leaf has no iPAddress SAN 192.0.2.8 (its DNS and IP "
+                      "SANs: 'n0.capos.test', 'n1.capos.test', "
+                      "'n2.capos.test', 'n3.capos.test' and 3 more)")
+
+
 def test_ct_log_is_not_a_chain_purpose() -> None:
     reason, _detail = reason_of(Input(_h().chain, [_h().root.der],
                                       purpose="ctLog"))
