@@ -12,7 +12,9 @@ JSON in ``detail``) through the ``AuditLog`` capability it is granted:
 - ``ownDir``: the errno of writing a file in its own ``stateDir``;
 - ``kill``: the errno of ``kill(pid, 0)`` on capos-init (``init``) and
   on every other service it started (by that service's uid);
-- ``fds``: where each of its open file descriptors points.
+- ``fds``: where each of its open file descriptors points;
+- ``gc``: whether its cyclic collector runs, and how many objects sit
+  frozen in the permanent generation (capos-init's imports).
 
 Settings are handed to every service; that is fine for a test, and is
 why real services take no paths from them.
@@ -24,6 +26,7 @@ from __future__ import annotations
 # in a directory only root may read (/root/.pyenv), a service uid
 # cannot import it lazily (getaddrinfo needs the idna codec).
 import encodings.idna  # noqa: F401
+import gc
 import json
 import os
 import socket
@@ -105,6 +108,7 @@ def observe(ctx: ServiceContext) -> dict[str, Any]:
                for pid, uid in _service_pids().items()},
         },
         "fds": _fds(),
+        "gc": {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count()},
     }
 
 

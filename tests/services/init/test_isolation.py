@@ -121,6 +121,15 @@ def probed(data: Path) -> dict[str, Any]:
             "disk": data / "disk"}
 
 
+def test_services_collect_and_share_init_s_frozen_imports(probed) -> None:
+    """capos-init imports with its collector off and freezes what it
+    imported before forking: each service runs with the collector on,
+    and the imported objects stay frozen (shared, never walked)."""
+    for name, seen in probed["seen"].items():
+        assert seen["gc"]["enabled"] is True, name
+        assert seen["gc"]["frozen"] > 10_000, (name, seen["gc"])
+
+
 def test_each_service_has_its_own_uid_and_no_groups(probed) -> None:
     seen, want = probed["seen"], probed["uids"]
     assert set(seen) == {"nonet", "net"}
