@@ -175,7 +175,9 @@ async def _keep_trying(ctx: ServiceContext, poll: float) -> None:
             raise
         except capnp.KjException as err:
             reason, detail = parse_remote(err)
-        except (OSError, ValueError) as err:
+        except Exception as err:  # said, audited and tried again
+            # Before this task existed such a failure stopped the boot;
+            # now it must not end the task unseen.
             reason, detail = "internal", f"{type(err).__name__}: {err}"
         say(f"failed {reason}: {detail[:300]}; retry in {poll:g} s")
         ctx.audit.emit(AuditEvent(
@@ -215,6 +217,8 @@ async def bring_up(ctx: ServiceContext) -> None:
     await stapler.attach(chain, ctx.cap("ocsp", pki().OcspResponder))
     server = StaplingTLSServer(key, ders, stapler.current_der,
                                sock=ctx.listeners[port]).start()
+    # Serving from here on: kept alive, and never started twice.
+    _RUNNING.extend([server, chain])
     reporter = HealthReporter(core)
     reporter.report()
 
@@ -224,7 +228,7 @@ async def bring_up(ctx: ServiceContext) -> None:
 
     task = asyncio.get_running_loop().create_task(
         stapler.maintain(sleep, poll=poll))
-    _RUNNING.extend([server, task, chain])
+    _RUNNING.append(task)
     leaf = x509.load_der_x509_certificate(ders[0])
     say(f"serving port={port} name={name} serial={leaf.serial_number:x} "
         f"sha256={leaf.fingerprint(hashes.SHA256()).hex()} "
