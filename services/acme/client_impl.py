@@ -670,14 +670,36 @@ def _new_or_existing(acme: client.ClientV2,
                      ) -> tuple[messages.RegistrationResource, bool]:
     """``newAccount``; when the key already controls an account the
     server answers 200 with its URL (RFC 8555 section 7.3.1), which the
-    library raises as a conflict: that account is fetched (POST-as-GET)
-    and used. Returns the account and whether it already existed."""
+    library raises as a conflict. Only that answer means "existing
+    account" (the library raises the same for any 409): the account is
+    then looked up with the key (``newAccount`` with
+    ``onlyReturnExisting``, which is what the library's
+    ``query_registration`` sends) and used. Returns the account and
+    whether it already existed."""
     try:
         return acme.new_account(reg), False
     except errors.ConflictError as err:
+        answer = getattr(acme.net, "last_response", None)
+        if answer is None or answer.status_code != 200:
+            # A real 409: report the server's problem document, which
+            # the library's conflict error does not carry.
+            problem = _problem_in(answer)
+            if problem is None:
+                raise
+            raise problem from err
         known = messages.RegistrationResource(
             body=messages.Registration(), uri=err.location)
         return acme.query_registration(known), True
+
+
+def _problem_in(resp: requests.Response | None) -> messages.Error | None:
+    """The RFC 7807 problem document a response carries, if any."""
+    if resp is None:
+        return None
+    try:
+        return messages.Error.from_json(resp.json())
+    except (ValueError, jose.DeserializationError):
+        return None
 
 
 def _guarded(fn: Any, *args: Any) -> Any:

@@ -197,7 +197,11 @@ class Gateway:
         """The ACME account: its key is kept in the state directory, so
         after a reboot the server hands back the same account (RFC 8555
         section 7.3.1) rather than a new one being made each boot."""
-        key, _ = keyfile.load_or_create(self.state, keyfile.ACCOUNT_KEY_FILE)
+        key, how = keyfile.load_or_create(self.state,
+                                          keyfile.ACCOUNT_KEY_FILE)
+        if how != "loaded":  # created, ephemeral, or replaced: <why>
+            self._emit("accountKey", "ok", (keyfile.ACCOUNT_KEY_FILE,),
+                       detail=how)
         self.account = (await acme.register(
             accountKey=PrivateKeyImpl(key),
             contact=[self.ctx.settings.get(

@@ -40,6 +40,7 @@ are the stapler's own (``refresh``, ``stopStapling``, ``loadCache``) and
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 from pathlib import Path
@@ -99,14 +100,17 @@ def load_kept(state: Path | None, now: dt.datetime,
 
 
 def keep(state: Path | None, key: Any, ders: list[bytes]) -> None:
+    """Keep the chain, then its key: a failure between the two leaves a
+    pair that does not match, which :func:`load_kept` refuses, never a
+    new key beside an old chain it would serve."""
     if state is None:
         return
-    write_atomic(state / KEY_FILE, key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()), mode=0o600)
     write_atomic(state / CHAIN_FILE, b"".join(
         x509.load_der_x509_certificate(d).public_bytes(
             serialization.Encoding.PEM) for d in ders))
+    write_atomic(state / KEY_FILE, key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()), mode=0o600)
 
 
 def csr_for(key: Any, name: str) -> bytes:
@@ -154,22 +158,58 @@ class HealthReporter:
         say(f"health={health}{when}")
 
 
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+    """What the endpoint needs, read and checked while init's start call
+    is under way: a bad setting or a missing grant still fails the
+    start (and so the boot), and the grants are live clients."""
+
+    name: str
+    port: int
+    lifetime: int
+    poll: float
+    state: Path | None
+    ca: Any
+    ocsp: Any
+
+
+def endpoint(ctx: ServiceContext) -> Endpoint:
+    s = ctx.settings
+    port = int(s.get("staplePort", "8443"))
+    if port not in ctx.listeners:
+        raise ValueError(f"staplePort {port} is not a port this service's "
+                         f"entry listens on ({sorted(ctx.listeners)})")
+    poll = float(s.get("staplePollSeconds", "60"))
+    if not poll > 0:
+        raise ValueError(f"staplePollSeconds {poll:g}: must be above 0")
+    raw_state = ctx.inputs.get("stateDir")
+    return Endpoint(
+        name=s.get("stapleName", "staple.capos.test"), port=port,
+        lifetime=int(s.get("stapleLifetimeSeconds", "86400")), poll=poll,
+        state=Path(raw_state.decode()) if raw_state else None,
+        ca=ctx.cap("ca", pki().CertificateAuthority),
+        ocsp=ctx.cap("ocsp", pki().OcspResponder))
+
+
 async def build(ctx: ServiceContext) -> dict[str, Any]:
     """Start the endpoint; it exports nothing. The certificate and the
     first staple are obtained after start returns (:func:`bring_up`),
     as the gateway's ACME order is, so init's ready line does not wait
-    on the CA and the responder; a failure is said on the console and
-    tried again every ``staplePollSeconds``."""
-    poll = float(ctx.settings.get("staplePollSeconds", "60"))
-    task = asyncio.get_running_loop().create_task(_keep_trying(ctx, poll))
+    on the CA and the responder; a failure there is said on the console,
+    audited and tried again every ``staplePollSeconds``."""
+    ep = endpoint(ctx)
+    task = asyncio.get_running_loop().create_task(_keep_trying(ctx, ep))
     _RUNNING.append(task)
     return {}
 
 
-async def _keep_trying(ctx: ServiceContext, poll: float) -> None:
+async def _keep_trying(ctx: ServiceContext, ep: Endpoint) -> None:
+    #: The key and chain this boot issued, once it has: a later failure
+    #: (saving them, the TLS server) is retried without a new issuance.
+    issued: list[tuple[Any, list[bytes]]] = []
     while True:
         try:
-            await bring_up(ctx)
+            await bring_up(ctx, ep, issued)
             return
         except asyncio.CancelledError:
             raise
@@ -179,57 +219,56 @@ async def _keep_trying(ctx: ServiceContext, poll: float) -> None:
             # Before this task existed such a failure stopped the boot;
             # now it must not end the task unseen.
             reason, detail = "internal", f"{type(err).__name__}: {err}"
-        say(f"failed {reason}: {detail[:300]}; retry in {poll:g} s")
+        say(f"failed {reason}: {detail[:300]}; retry in {ep.poll:g} s")
         ctx.audit.emit(AuditEvent(
             at=ctx.clock.now(), service=ctx.name, capability="tlsstaple",
             operation="start", outcome="error", reason=reason,
             detail=detail[:300]))
-        await asyncio.sleep(poll)
+        await asyncio.sleep(ep.poll)
 
 
-async def bring_up(ctx: ServiceContext) -> None:
+async def bring_up(ctx: ServiceContext, ep: Endpoint,
+                   issued: list[tuple[Any, list[bytes]]]) -> None:
     """Issue (or reuse) the certificate, fetch its first staple and
-    serve both on the listener init made."""
-    s = ctx.settings
-    name = s.get("stapleName", "staple.capos.test")
-    port = int(s.get("staplePort", "8443"))
-    lifetime = int(s.get("stapleLifetimeSeconds", "86400"))
-    poll = float(s.get("staplePollSeconds", "60"))
-    raw_state = ctx.inputs.get("stateDir")
-    state = Path(raw_state.decode()) if raw_state else None
-    kept = load_kept(state, ctx.clock.now())
+    serve both on the listener init made. ``issued`` keeps what this
+    boot issued across retries."""
+    kept = None if issued else load_kept(ep.state, ctx.clock.now())
     if kept is not None:
         key, ders = kept
     else:
-        key = ec.generate_private_key(ec.SECP256R1())
-        ders = await issue(ctx.cap("ca", pki().CertificateAuthority), key,
-                           name, lifetime)
-        keep(state, key, ders)
+        if not issued:
+            fresh = ec.generate_private_key(ec.SECP256R1())
+            issued.append((fresh, await issue(ep.ca, fresh, ep.name,
+                                              ep.lifetime)))
+        key, ders = issued[0]
+        keep(ep.state, key, ders)
     cache = None
-    if state is not None:
-        cache = state / STAPLE_DIR
+    if ep.state is not None:
+        cache = ep.state / STAPLE_DIR
         cache.mkdir(mode=0o700, exist_ok=True)
     core = StaplerCore(None, ctx.clock, ctx.audit, cache_dir=cache,
                        service=ctx.name)
     stapler = OcspStaplerImpl(core)
     chain = pki().CertificateChain._new_client(CertificateChainImpl(
         [parse_certificate(d) for d in ders]))
-    await stapler.attach(chain, ctx.cap("ocsp", pki().OcspResponder))
+    # A staple that cannot be fetched now is not a failure here: the
+    # stapler reports it (health=...) and its loop keeps trying.
+    await stapler.attach(chain, ep.ocsp)
     server = StaplingTLSServer(key, ders, stapler.current_der,
-                               sock=ctx.listeners[port]).start()
+                               sock=ctx.listeners[ep.port]).start()
     # Serving from here on: kept alive, and never started twice.
     _RUNNING.extend([server, chain])
     reporter = HealthReporter(core)
-    reporter.report()
 
     async def sleep(seconds: float) -> None:
         reporter.report()
         await asyncio.sleep(seconds)
 
-    task = asyncio.get_running_loop().create_task(
-        stapler.maintain(sleep, poll=poll))
-    _RUNNING.append(task)
+    _RUNNING.append(asyncio.get_running_loop().create_task(
+        stapler.maintain(sleep, poll=ep.poll)))
     leaf = x509.load_der_x509_certificate(ders[0])
-    say(f"serving port={port} name={name} serial={leaf.serial_number:x} "
+    say(f"serving port={ep.port} name={ep.name} "
+        f"serial={leaf.serial_number:x} "
         f"sha256={leaf.fingerprint(hashes.SHA256()).hex()} "
         f"reused={'yes' if kept is not None else 'no'}")
+    reporter.report()

@@ -267,5 +267,7 @@ def test_system_reset_keeps_the_store_and_serves_it_without_issuance(
     registers = [(r["outcome"], r["detail"]) for r in records
                  if r["operation"] == "register"]
     assert registers == [("ok", "new account")]
+    assert [(r["service"], r["detail"]) for r in records
+            if r["operation"] == "accountKey"] == [("gateway", "created")]
     assert "Mode:  0600" in debugfs(
         disk, "stat /services/gateway/acme-account-key.pem")

@@ -311,3 +311,47 @@ def test_18c_key_in_use_keeps_the_old_key() -> None:
     refused = [e for e in rig.audit.events if e.operation == "rollover"]
     assert [(e.outcome, e.reason) for e in refused] == [
         ("refused", "acmeKeyInUse")]
+
+
+def test_a_409_to_new_account_is_an_error_not_an_existing_account(
+        ) -> None:
+    """The library raises the same conflict for any 409 as for RFC 8555
+    7.3.1's 200-with-Location; only the 200 is an existing account."""
+    rig = Rig()
+    rig.server.queue("/acct", Reply(409, {
+        "type": "urn:ietf:params:acme:error:malformed",
+        "detail": "scripted conflict"}, (("Location", f"{BASE}/acct/9"),)))
+
+    async def go() -> tuple[str, str]:
+        async with served(rig.impl) as acme:
+            try:
+                await acme.register(accountKey=PrivateKeyImpl(rig.k1),
+                                    contact=[])
+            except capnp.KjException as err:
+                return parse_remote(err)
+        return "", ""
+
+    reason, detail = run(go)
+    assert reason == "acmeError"
+    assert detail.startswith("malformed: scripted conflict"), detail
+    registers = [(e.outcome, e.reason) for e in rig.audit.events
+                 if e.operation == "register"]
+    assert registers == [("error", "acmeError")]
+    assert len(rig.server.posts("/acct")) == 1  # no lookup followed
+
+
+def test_an_existing_account_is_looked_up_with_its_key() -> None:
+    """RFC 8555 7.3.1: 200 with the account's URL; the client looks it
+    up (onlyReturnExisting, signed with the key) and orders with it."""
+    rig = Rig()
+    rig.server.queue("/acct", Reply(200, {"status": "valid",
+                                          "contact": []},
+                                    (("Location", f"{BASE}/acct/1"),)))
+    got = rig.order()
+    assert isinstance(got, list) and len(got) == 2
+    _, lookup = rig.server.posts("/acct")
+    assert lookup.payload.get("onlyReturnExisting") is True
+    assert "jwk" in lookup.protected  # signed with the key, no kid yet
+    registers = [(e.outcome, e.subject, e.detail) for e in rig.audit.events
+                 if e.operation == "register"]
+    assert registers == [("ok", (f"{BASE}/acct/1",), "existing account")]

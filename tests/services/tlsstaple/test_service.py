@@ -161,7 +161,8 @@ def test_a_failed_bring_up_is_said_audited_and_tried_again(
         tls_sock = _listener()
         listeners = {0: _listener(), tls_sock.getsockname()[1]: tls_sock}
         ctx = _context("tlsstaple", tmp_path / "tls", clock, audit,
-                       listeners, {"ca": Granted(None)})
+                       listeners, {"ca": Granted(None),
+                                   "ocsp": Granted(None)})
         ctx.settings["staplePollSeconds"] = "0.05"
         async with serve(refusing, pki().CertificateAuthority) as ca:
             ctx.grants["ca"] = Granted(ca)
@@ -194,3 +195,88 @@ def test_a_failed_bring_up_is_said_audited_and_tried_again(
         (e.service, e.outcome, e.reason) ==
         ("tlsstaple", "error", "policyViolation") for e in starts)
     assert not list((tmp_path / "tls").glob("*.pem"))  # nothing kept
+
+
+@pytest.mark.parametrize(
+    ("settings", "grants", "words"),
+    [({"staplePort": "1"}, ("ca", "ocsp"), ["staplePort 1", "listens on"]),
+     ({"staplePollSeconds": "0"}, ("ca", "ocsp"),
+      ["staplePollSeconds 0", "above 0"]),
+     ({}, ("ca",), ["no capability named 'ocsp'"])],
+    ids=["port-not-listened", "poll-zero", "no-ocsp-grant"])
+def test_a_bad_setting_or_missing_grant_still_fails_the_start(
+        tmp_path: Path, settings: dict[str, str], grants: tuple[str, ...],
+        words: list[str]) -> None:
+    """What is wrong before anything is issued fails build() itself, so
+    capos-init stops the boot with the reason, as before the endpoint
+    came up in the background."""
+    tls_sock = _listener()
+    listeners = {0: _listener(), tls_sock.getsockname()[1]: tls_sock}
+    ctx = _context("tlsstaple", tmp_path / "tls", FakeClock(h.T0),
+                   MemoryAuditSink(), listeners,
+                   {g: Granted(None) for g in grants})
+    ctx.settings.update(settings)
+
+    async def go() -> None:
+        await tlsstaple.build(ctx)
+
+    try:
+        with pytest.raises(Exception) as info:
+            run(go)
+    finally:
+        _stop_all()
+        for sock in listeners.values():
+            sock.close()
+    for word in words:
+        assert word in str(info.value), str(info.value)
+    assert not tlsstaple._RUNNING
+
+
+def test_a_failure_after_issuance_is_retried_without_issuing_again(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Fault injection: the chain cannot be saved (its path is a
+    directory). Each retry saves the pair this boot already issued;
+    the CA is asked once."""
+    audit = MemoryAuditSink()
+    clock = FakeClock(h.T0)
+    state = tmp_path / "tls"
+    (state / tlsstaple.CHAIN_FILE).mkdir(parents=True)
+
+    async def boot() -> int:
+        ca_sock, tls_sock = _listener(), _listener()
+        listeners = {ca_sock.getsockname()[1]: ca_sock,
+                     tls_sock.getsockname()[1]: tls_sock}
+        exports = await ca_service.build(_context(
+            "ca", tmp_path / "ca", clock, audit, listeners))
+        responder = (await ocsp_service.build(_context(
+            "ocsp", tmp_path / "ocsp", clock, audit, listeners))
+        )["ocspResponder"]
+        async with serve(exports["ca"], pki().CertificateAuthority) as ca, \
+                serve(responder, pki().OcspResponder) as client:
+            ctx = _context("tlsstaple", state, clock, audit, listeners,
+                           {"ca": Granted(ca), "ocsp": Granted(client)})
+            ctx.settings["staplePollSeconds"] = "0.05"
+            try:
+                await tlsstaple.build(ctx)
+                for _ in range(400):
+                    starts = [e for e in audit.events
+                              if e.operation == "start"]
+                    if len(starts) >= 3:
+                        break
+                    await asyncio.sleep(0.01)
+                return len(starts)
+            finally:
+                _stop_all()
+                for sock in listeners.values():
+                    sock.close()
+
+    try:
+        failures = run(boot)
+    finally:
+        _stop_all()
+    assert failures >= 3
+    ops = [(e.service, e.operation, e.outcome) for e in audit.events]
+    assert ops.count(("ca", "issue", "ok")) == 1
+    out = capsys.readouterr().out
+    assert "CAPOS-STAPLE failed internal: IsADirectoryError" in out
+    assert not (state / tlsstaple.KEY_FILE).exists()  # chain first
