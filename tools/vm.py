@@ -556,8 +556,9 @@ def _check_boot_args(ap: argparse.ArgumentParser,
             ap.error(f"--setting {s!r}: no white space (settings go on "
                      "the kernel command line)")
     for word in a.kernel_arg:
-        if not word or re.search(r"\s", word):
-            ap.error(f"--kernel-arg {word!r}: one word, no white space")
+        if not word or re.search(r"[\s\"]", word):
+            ap.error(f"--kernel-arg {word!r}: one word, no white space "
+                     "or quotes")
     disk = a.data_disk
     if disk is not None:
         if disk.exists() and not disk.is_file():
@@ -582,8 +583,9 @@ def _main(argv: list[str] | None) -> int:
     b = sub.add_parser(
         "boot", help="boot the image, wait for CAPOS-READY, report",
         description="Boot the image and wait for the guest's readiness "
-        "line. Exit status: 0 ready, 1 the boot failed (reason and kept "
-        "console log printed), 2 usage error (nothing started). For "
+        "line. Exit status: 0 ready, 1 the boot failed or the image is "
+        "missing (reason, and the kept console log when it booted, "
+        "printed), 2 usage error (nothing started). For "
         "ACME issuance and TLS checks use `python -m tools.run` (make "
         "run).")
     b.add_argument("--image", type=Path, default=REPO / "build/image",

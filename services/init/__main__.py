@@ -22,8 +22,9 @@ import gc
 
 if __name__ == "__main__":
     # capos-init imports every service's modules once and forks the
-    # services from itself. Collections during those imports find no
-    # garbage and cost time under TCG (about 8% of the import time);
+    # services from itself. Collections during those imports find
+    # little garbage (a few hundred objects) and cost time under TCG
+    # (about 8% of the import time);
     # spawn(prefork=True) freezes what the imports made and turns
     # collection back on in each child, and main() turns it back on
     # here once the services are forked.

@@ -37,10 +37,11 @@ def vm_boot(*argv: str | Path) -> subprocess.CompletedProcess[str]:
         (["--kernel-arg", "capos.debug=importtime quiet"],
          ["--kernel-arg 'capos.debug=importtime quiet'", "one word"]),
         (["--kernel-arg", ""], ["--kernel-arg ''", "one word"]),
+        (["--kernel-arg", 'capos.x="y'], ["no white space or quotes"]),
     ],
     ids=["data-disk-parent-missing", "data-disk-is-dir", "setting-no-eq",
          "setting-no-key", "setting-space", "kernel-arg-two-words",
-         "kernel-arg-empty"],
+         "kernel-arg-empty", "kernel-arg-quote"],
 )
 def test_bad_arguments_exit_two(tmp_path: Path, args: list[str],
                                 words: list[str]) -> None:
