@@ -73,3 +73,13 @@ def load_or_create(directory: Path | None, name: str = KEY_FILE,
     key = ec.generate_private_key(ec.SECP256R1())
     _write(directory, key, name)
     return key, how
+
+
+def replace(directory: Path | None, name: str,
+            ) -> ec.EllipticCurvePrivateKey:
+    """A new P-256 key kept as ``name`` over the old one (the same
+    write-then-rename), for a key that must not be used again."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    if directory is not None:
+        _write(directory, key, name)
+    return key

@@ -52,6 +52,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import capnp
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from OpenSSL import SSL
@@ -166,6 +167,38 @@ async def serve_http01(sock: socket.socket, table: ChallengeTable) -> None:
         await server.serve_forever()
 
 
+#: Problem types (RFC 8555 section 6.7) a server answers a key with
+#: when the account it controls is gone: deactivated (7.3.6: its key is
+#: refused for good) or unknown to the server.
+ACCOUNT_GONE = ("unauthorized:", "accountDoesNotExist:")
+
+
+async def register_account(acme: Any, state: Path | None,
+                           contact: list[str], emit: Any) -> Any:
+    """The ACME account, through the granted ``acme`` client. Its key is
+    kept in the state directory, so after a reboot the server hands back
+    the same account (RFC 8555 section 7.3.1) rather than a new one
+    being made each boot. A kept key whose account is gone is replaced,
+    once, and a new account registered with the new key; each key the
+    gateway makes is audited (``accountKey``)."""
+    key, how = keyfile.load_or_create(state, keyfile.ACCOUNT_KEY_FILE)
+    if how != "loaded":  # created, ephemeral, or replaced: <why>
+        emit("accountKey", "ok", (keyfile.ACCOUNT_KEY_FILE,), detail=how)
+    try:
+        return (await acme.register(accountKey=PrivateKeyImpl(key),
+                                    contact=contact)).account
+    except capnp.KjException as err:
+        reason, detail = parse_remote(err)
+        if how != "loaded" or not detail.startswith(ACCOUNT_GONE):
+            raise
+    key = keyfile.replace(state, keyfile.ACCOUNT_KEY_FILE)
+    emit("accountKey", "ok", (keyfile.ACCOUNT_KEY_FILE,),
+         reason=reason, detail=f"replaced: the kept key's account is "
+         f"gone ({detail[:200]})")
+    return (await acme.register(accountKey=PrivateKeyImpl(key),
+                                contact=contact)).account
+
+
 class Gateway:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
@@ -194,19 +227,10 @@ class Gateway:
         ))
 
     async def _register(self, acme: Any) -> None:
-        """The ACME account: its key is kept in the state directory, so
-        after a reboot the server hands back the same account (RFC 8555
-        section 7.3.1) rather than a new one being made each boot."""
-        key, how = keyfile.load_or_create(self.state,
-                                          keyfile.ACCOUNT_KEY_FILE)
-        if how != "loaded":  # created, ephemeral, or replaced: <why>
-            self._emit("accountKey", "ok", (keyfile.ACCOUNT_KEY_FILE,),
-                       detail=how)
-        self.account = (await acme.register(
-            accountKey=PrivateKeyImpl(key),
-            contact=[self.ctx.settings.get(
-                "acmeContact", "mailto:admin@capos.test")],
-        )).account
+        self.account = await register_account(
+            acme, self.state,
+            [self.ctx.settings.get("acmeContact", "mailto:admin@capos.test")],
+            self._emit)
 
     async def _window(self, der: bytes) -> RenewalWindow | None:
         """The ACME server's renewal window (RFC 9773) for a leaf, when
