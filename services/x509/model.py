@@ -502,19 +502,38 @@ def _general_name(gn: x509.GeneralName) -> GeneralNameValue:
     raise CertificateParseError(f"unsupported GeneralName {type(gn)}")
 
 
+_RSA_SIZES = {2048: "rsa2048", 3072: "rsa3072", 4096: "rsa4096"}
+_EC_CURVES = {"secp256r1": "ecdsaP256", "secp384r1": "ecdsaP384",
+              "secp521r1": "ecdsaP521"}
+
+#: Key class -> its family, filled on first sight of a class: the
+#: families are ABCs, whose isinstance check is slow when it fails.
+_KEY_FAMILIES: dict[type, str] = {}
+
+
+def _key_family(key: object) -> str:
+    kind = type(key)
+    family = _KEY_FAMILIES.get(kind)
+    if family is None:
+        family = ("rsa" if isinstance(key, rsa.RSAPublicKey)
+                  else "ec" if isinstance(key, ec.EllipticCurvePublicKey)
+                  else "ed25519" if isinstance(key,
+                                               ed25519.Ed25519PublicKey)
+                  else "ed448" if isinstance(key, ed448.Ed448PublicKey)
+                  else "")
+        _KEY_FAMILIES[kind] = family
+    return family
+
+
 def key_algorithm(key: object) -> str:
     """Schema AsymmetricAlgorithm name, or "" if outside the schema."""
-    if isinstance(key, rsa.RSAPublicKey):
-        return {2048: "rsa2048", 3072: "rsa3072",
-                4096: "rsa4096"}.get(key.key_size, "")
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return {"secp256r1": "ecdsaP256", "secp384r1": "ecdsaP384",
-                "secp521r1": "ecdsaP521"}.get(key.curve.name, "")
-    if isinstance(key, ed25519.Ed25519PublicKey):
-        return "ed25519"
-    if isinstance(key, ed448.Ed448PublicKey):
-        return "ed448"
-    return ""
+    family = _key_family(key)
+    if family == "rsa":
+        return _RSA_SIZES.get(key.key_size, "")  # type: ignore[attr-defined]
+    if family == "ec":
+        return _EC_CURVES.get(key.curve.name,  # type: ignore[attr-defined]
+                              "")
+    return family
 
 
 _SIG_SCHEMES = {

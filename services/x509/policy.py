@@ -513,7 +513,7 @@ def _check_common_names(leaf: ParsedCertificate) -> None:
     if not leaf.common_names:
         return
     cn = leaf.common_names[0]
-    dns, _ips = _san_strings(leaf)
+    dns = leaf.dns_sans
     if cn in dns:
         return
     ip = _ip_address(cn)
@@ -543,7 +543,7 @@ def _check_wildcards(leaf: ParsedCertificate, reference: str) -> None:
     Only the SAN the reference would match by counts: a certificate
     that also names the reference exactly is not refused for it.
     """
-    dns = {d.lower().rstrip(".") for d in _san_strings(leaf)[0]}
+    dns = {d.lower().rstrip(".") for d in leaf.dns_sans}
     ref = reference.lower().rstrip(".")
     if ref in dns or "." not in ref:
         return
@@ -573,13 +573,13 @@ def _check_reference_named(leaf: ParsedCertificate,
         packed = (address.packed if isinstance(
             address, (ipaddress.IPv4Address, ipaddress.IPv6Address))
             else b"")
-        if packed not in _san_strings(leaf)[1]:
+        if packed not in leaf.ip_sans:
             raise _name_mismatch(
                 leaf, f"leaf has no iPAddress SAN {subject.value}")
         return
     ref = subject.value.lower().rstrip(".")
     parent = ref.split(".", 1)[1] if "." in ref else None
-    for name in _san_strings(leaf)[0]:
+    for name in leaf.dns_sans:
         name = name.lower().rstrip(".")
         if name == ref or (parent is not None and name.startswith("*.")
                            and name[2:] == parent):
@@ -699,11 +699,14 @@ def _check_path_length(path: Sequence[ParsedCertificate],
 
 
 def _check_path(path: Sequence[ParsedCertificate], purpose: str,
-                at: dt.datetime, policy: VerificationPolicy) -> None:
-    """Every check of this module on a path, leaf first, anchor last."""
+                at: dt.datetime, policy: VerificationPolicy,
+                first: int = 0) -> None:
+    """Every check of this module on a path, leaf first, anchor last
+    (from ``path[first]``: the caller has checked those before it)."""
     skew = dt.timedelta(seconds=policy.clock_skew_seconds)
     last = len(path) - 1
-    for i, cert in enumerate(path):
+    for i in range(first, last + 1):
+        cert = path[i]
         role = ("leaf" if i == 0 else "anchor" if i == last
                 else "intermediate")
         _check_validity(cert, at, skew)
@@ -718,6 +721,15 @@ def _check_path(path: Sequence[ParsedCertificate], purpose: str,
                                 "policy does not permit name-constrained "
                                 "CAs", cert)
     _check_path_length(path, policy)
+
+
+def _by_der(cert: x509.Certificate, pool: Sequence[ParsedCertificate],
+            anchors: Sequence[ParsedCertificate]) -> ParsedCertificate:
+    """The candidate pyca returned as ``cert`` (equal by DER)."""
+    for candidate in (*pool, *anchors):
+        if candidate.cert == cert:
+            return candidate
+    raise ValueError("path builder returned a certificate not given to it")
 
 
 def _issued_by(child: ParsedCertificate, parent: ParsedCertificate) -> bool:
@@ -1122,10 +1134,13 @@ def build_path(leaf: ParsedCertificate,
                     f"certificate refused by the path builder: "
                     f"{str(err)[:120]}") from err
 
-    # pyca's certificates hash and compare by their DER.
-    by_cert = {c.cert: c for c in [leaf, *pool.certs, *anchors]}
-    path = tuple(by_cert[c] for c in chain)
-    _check_path(path, purpose, at, policy)
+    # pyca hands back the certificate objects it was given; by identity
+    # first (hashing one hashes its DER), by DER for any other.
+    by_id = {id(c.cert): c for c in (leaf, *pool.certs, *anchors)}
+    path = tuple(by_id.get(id(c)) or _by_der(c, pool.certs, anchors)
+                 for c in chain)
+    # The leaf passed its checks above, under the same time and policy.
+    _check_path(path, purpose, at, policy, first=1)
     anchor = path[-1]
     sct_count = len(leaf.scts)
     if sct_count < policy.min_scts:
