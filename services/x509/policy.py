@@ -1073,9 +1073,12 @@ def build_path(leaf: ParsedCertificate,
     """
     if at.tzinfo is None:
         raise ValueError("validation time must be timezone-aware")
-    # A malformed leaf is refused before any other fault is named; the
-    # other certificates are decoded when a check first reads them.
-    leaf.decode()
+    # A leaf with malformed extensions is refused before any other
+    # fault is named; its key is decoded by the algorithm check, the
+    # last of the leaf's own (building the key object is the dearest
+    # read, and a leaf that fails on its names needs no key), and the
+    # other certificates when a check first reads them.
+    _ = leaf.extensions
     # X.509 times have whole seconds (RFC 5280 section 4.1.2.5).
     at = at.replace(microsecond=0)
     if purpose not in PURPOSE_EKU:
@@ -1088,7 +1091,6 @@ def build_path(leaf: ParsedCertificate,
 
     # The leaf's own faults first: they hold on every path.
     _check_validity(leaf, at, skew)
-    _check_algorithms(leaf, policy, "leaf")
     _check_profile(leaf, "leaf")
     _check_leaf_eku(leaf, purpose)
     if subject is not None:
@@ -1098,6 +1100,7 @@ def build_path(leaf: ParsedCertificate,
             _check_wildcards(leaf, subject.value)
     elif hostname:
         _check_identities(leaf, hostname)
+    _check_algorithms(leaf, policy, "leaf")
 
     pool = candidate_pool(leaf, intermediates, anchors, policy)
     usable_anchors = [a for a in anchors
