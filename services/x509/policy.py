@@ -395,8 +395,10 @@ def _check_profile(cert: ParsedCertificate, role: str) -> None:
         raise _fail(Reason.policyViolation,
                     "extension must be critical: "
                     + ",".join(cert.noncritical_must_be_critical), cert)
-    if (role != "anchor" and not cert.is_self_issued
-            and cert.aki_key_id is None):
+    # The AKI first: telling self-issued needs the names, which a leaf
+    # refused before its path is built never reads otherwise.
+    if (role != "anchor" and cert.aki_key_id is None
+            and not cert.is_self_issued):
         raise _fail(Reason.policyViolation,
                     "certificate has no authorityKeyIdentifier", cert)
     if role == "intermediate" and cert.ski is None:
@@ -896,14 +898,15 @@ def _diagnose(err: pv.VerificationError, leaf: ParsedCertificate,
                                  issued=_named_by)
         if named is not None:
             try:
-                _check_path(named, purpose, at, policy)
+                # The leaf (first on every path) passed its checks.
+                _check_path(named, purpose, at, policy, first=1)
             except VerificationError:
                 pass  # named only on a path whose signatures verify
             else:
                 return _fail(Reason.nameConstraintViolation, text)
     path, why = _find_path(leaf, candidates, anchors, max_len)
     if path is not None:
-        _check_path(path, purpose, at, policy)
+        _check_path(path, purpose, at, policy, first=1)
         reason = _pyca_reason(text)
         if reason is Reason.signatureMismatch:
             # pyca reports its last candidate; this path's signatures
