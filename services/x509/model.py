@@ -162,9 +162,14 @@ class ParsedCertificate:
 
     der: bytes
     cert: x509.Certificate = dataclasses.field(repr=False)
-    #: Read once at parse time, where cryptography's deprecation warning
-    #: for a non-positive serial is contained.
-    serial_number: int = 0
+
+    @once
+    def serial_number(self) -> int:
+        """The serial; :func:`parse_certificate` reads a non-positive
+        one there, where cryptography's deprecation warning (on every
+        read of it) is contained, and a positive one waits for a read.
+        """
+        return self.cert.serial_number
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ParsedCertificate) and other.der == self.der
@@ -575,20 +580,18 @@ def parse_certificate(der: bytes) -> ParsedCertificate:
     """
     try:
         if _serial_looks_positive(der):
+            return ParsedCertificate(der, x509.load_der_x509_certificate(der))
+        # cryptography warns (and will one day refuse) on a non-positive
+        # serial; the warning must not escape when warnings are errors.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
             cert = x509.load_der_x509_certificate(der)
             serial = cert.serial_number
-        else:
-            # cryptography warns (and will one day refuse) on a
-            # non-positive serial; the warning must not escape when
-            # warnings are errors.
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore",
-                                      CryptographyDeprecationWarning)
-                cert = x509.load_der_x509_certificate(der)
-                serial = cert.serial_number
     except (ValueError, TypeError) as err:
         raise _malformed(err) from err
-    return ParsedCertificate(der=der, cert=cert, serial_number=serial)
+    parsed = ParsedCertificate(der, cert)
+    object.__setattr__(parsed, "serial_number", serial)
+    return parsed
 
 
 def _serial_looks_positive(der: bytes) -> bool:
