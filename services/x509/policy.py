@@ -926,9 +926,11 @@ def _diagnose(err: pv.VerificationError, leaf: ParsedCertificate,
     return _fail(Reason.unknownAnchor, f"no path to a trust anchor: {text}")
 
 
+@functools.lru_cache(maxsize=64)
 def revocation_policy(policy: VerificationPolicy) -> (
         evidence.RevocationPolicy):
-    """The revocation part of ``policy`` (DESIGN.md section 6)."""
+    """The revocation part of ``policy`` (DESIGN.md section 6); both
+    are immutable, so one is derived once per policy."""
     return evidence.RevocationPolicy(
         require_ocsp=policy.require_ocsp,
         stapling_required=policy.stapling_required,
