@@ -349,11 +349,6 @@ def _check_validity(cert: ParsedCertificate, at: dt.datetime,
                     not_after=cert.not_after, at=at)
 
 
-def _within_skew(cert: ParsedCertificate, at: dt.datetime,
-                 skew: dt.timedelta) -> bool:
-    return cert.not_before - at <= skew and at - cert.not_after <= skew
-
-
 def _check_leaf_eku(leaf: ParsedCertificate, purpose: str) -> None:
     wanted = PURPOSE_EKU[purpose]
     if ANY_EKU in leaf.ekus:
@@ -675,10 +670,15 @@ def _validation_instant(certs: Sequence[ParsedCertificate],
     certificate outside the skew stays invalid at it. When those share
     no instant, the leaf's nearest instant is used.
     """
-    inside = [c for c in certs if _within_skew(c, at, skew)]
-    lo = max(c.not_before for c in inside)
-    hi = min(c.not_after for c in inside)
-    if lo > hi:
+    lo = hi = None
+    for cert in certs:  # one pass over those within skew of at
+        before, after = cert.not_before, cert.not_after
+        if before - at <= skew and at - after <= skew:
+            if lo is None or before > lo:
+                lo = before
+            if hi is None or after < hi:
+                hi = after
+    if lo is None or hi is None or lo > hi:
         lo, hi = leaf.not_before, leaf.not_after
     return min(max(at, lo), hi)
 
