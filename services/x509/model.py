@@ -130,6 +130,22 @@ _SKI, _AKI, _TLS_FEATURE = "2.5.29.14", "2.5.29.35", "1.3.6.1.5.5.7.1.24"
 _SCT = "1.3.6.1.4.1.11129.2.4.2"
 
 
+#: ObjectIdentifier -> dotted text, for the extension OIDs met (pyca
+#: builds a new string on every read of ``dotted_string``). Bounded:
+#: the OIDs come from peers' certificates.
+_DOTTED: dict[x509.ObjectIdentifier, str] = {}
+_DOTTED_MAX = 256
+
+
+def _dotted(oid: x509.ObjectIdentifier) -> str:
+    text = _DOTTED.get(oid)
+    if text is None:
+        text = oid.dotted_string
+        if len(_DOTTED) < _DOTTED_MAX:
+            _DOTTED[oid] = text
+    return text
+
+
 @dataclasses.dataclass(frozen=True)
 class GeneralNameValue:
     """One GeneralName; ``kind`` is the schema union member name."""
@@ -181,7 +197,7 @@ class ParsedCertificate:
     def extensions(self) -> dict[str, x509.Extension[Any]]:
         """Every extension by dotted OID, decoded on first read."""
         try:
-            return {e.oid.dotted_string: e for e in self.cert.extensions}
+            return {_dotted(e.oid): e for e in self.cert.extensions}
         except (ValueError, TypeError, x509.DuplicateExtension,
                 x509.UnsupportedGeneralNameType) as err:
             raise _malformed(err) from err
