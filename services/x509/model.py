@@ -130,6 +130,22 @@ _SKI, _AKI, _TLS_FEATURE = "2.5.29.14", "2.5.29.35", "1.3.6.1.5.5.7.1.24"
 _SCT = "1.3.6.1.4.1.11129.2.4.2"
 
 
+#: ObjectIdentifier -> dotted text, for the extension OIDs met (pyca
+#: builds a new string on every read of ``dotted_string``). Bounded:
+#: the OIDs come from peers' certificates.
+_DOTTED: dict[x509.ObjectIdentifier, str] = {}
+_DOTTED_MAX = 256
+
+
+def _dotted(oid: x509.ObjectIdentifier) -> str:
+    text = _DOTTED.get(oid)
+    if text is None:
+        text = oid.dotted_string
+        if len(_DOTTED) < _DOTTED_MAX:
+            _DOTTED[oid] = text
+    return text
+
+
 @dataclasses.dataclass(frozen=True)
 class GeneralNameValue:
     """One GeneralName; ``kind`` is the schema union member name."""
@@ -162,9 +178,14 @@ class ParsedCertificate:
 
     der: bytes
     cert: x509.Certificate = dataclasses.field(repr=False)
-    #: Read once at parse time, where cryptography's deprecation warning
-    #: for a non-positive serial is contained.
-    serial_number: int = 0
+
+    @once
+    def serial_number(self) -> int:
+        """The serial; :func:`parse_certificate` reads a non-positive
+        one there, where cryptography's deprecation warning (on every
+        read of it) is contained, and a positive one waits for a read.
+        """
+        return self.cert.serial_number
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ParsedCertificate) and other.der == self.der
@@ -176,7 +197,7 @@ class ParsedCertificate:
     def extensions(self) -> dict[str, x509.Extension[Any]]:
         """Every extension by dotted OID, decoded on first read."""
         try:
-            return {e.oid.dotted_string: e for e in self.cert.extensions}
+            return {_dotted(e.oid): e for e in self.cert.extensions}
         except (ValueError, TypeError, x509.DuplicateExtension,
                 x509.UnsupportedGeneralNameType) as err:
             raise _malformed(err) from err
@@ -502,19 +523,38 @@ def _general_name(gn: x509.GeneralName) -> GeneralNameValue:
     raise CertificateParseError(f"unsupported GeneralName {type(gn)}")
 
 
+_RSA_SIZES = {2048: "rsa2048", 3072: "rsa3072", 4096: "rsa4096"}
+_EC_CURVES = {"secp256r1": "ecdsaP256", "secp384r1": "ecdsaP384",
+              "secp521r1": "ecdsaP521"}
+
+#: Key class -> its family, filled on first sight of a class: the
+#: families are ABCs, whose isinstance check is slow when it fails.
+_KEY_FAMILIES: dict[type, str] = {}
+
+
+def _key_family(key: object) -> str:
+    kind = type(key)
+    family = _KEY_FAMILIES.get(kind)
+    if family is None:
+        family = ("rsa" if isinstance(key, rsa.RSAPublicKey)
+                  else "ec" if isinstance(key, ec.EllipticCurvePublicKey)
+                  else "ed25519" if isinstance(key,
+                                               ed25519.Ed25519PublicKey)
+                  else "ed448" if isinstance(key, ed448.Ed448PublicKey)
+                  else "")
+        _KEY_FAMILIES[kind] = family
+    return family
+
+
 def key_algorithm(key: object) -> str:
     """Schema AsymmetricAlgorithm name, or "" if outside the schema."""
-    if isinstance(key, rsa.RSAPublicKey):
-        return {2048: "rsa2048", 3072: "rsa3072",
-                4096: "rsa4096"}.get(key.key_size, "")
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return {"secp256r1": "ecdsaP256", "secp384r1": "ecdsaP384",
-                "secp521r1": "ecdsaP521"}.get(key.curve.name, "")
-    if isinstance(key, ed25519.Ed25519PublicKey):
-        return "ed25519"
-    if isinstance(key, ed448.Ed448PublicKey):
-        return "ed448"
-    return ""
+    family = _key_family(key)
+    if family == "rsa":
+        return _RSA_SIZES.get(key.key_size, "")  # type: ignore[attr-defined]
+    if family == "ec":
+        return _EC_CURVES.get(key.curve.name,  # type: ignore[attr-defined]
+                              "")
+    return family
 
 
 _SIG_SCHEMES = {
@@ -556,20 +596,18 @@ def parse_certificate(der: bytes) -> ParsedCertificate:
     """
     try:
         if _serial_looks_positive(der):
+            return ParsedCertificate(der, x509.load_der_x509_certificate(der))
+        # cryptography warns (and will one day refuse) on a non-positive
+        # serial; the warning must not escape when warnings are errors.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
             cert = x509.load_der_x509_certificate(der)
             serial = cert.serial_number
-        else:
-            # cryptography warns (and will one day refuse) on a
-            # non-positive serial; the warning must not escape when
-            # warnings are errors.
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore",
-                                      CryptographyDeprecationWarning)
-                cert = x509.load_der_x509_certificate(der)
-                serial = cert.serial_number
     except (ValueError, TypeError) as err:
         raise _malformed(err) from err
-    return ParsedCertificate(der=der, cert=cert, serial_number=serial)
+    parsed = ParsedCertificate(der, cert)
+    object.__setattr__(parsed, "serial_number", serial)
+    return parsed
 
 
 def _serial_looks_positive(der: bytes) -> bool:

@@ -349,11 +349,6 @@ def _check_validity(cert: ParsedCertificate, at: dt.datetime,
                     not_after=cert.not_after, at=at)
 
 
-def _within_skew(cert: ParsedCertificate, at: dt.datetime,
-                 skew: dt.timedelta) -> bool:
-    return cert.not_before - at <= skew and at - cert.not_after <= skew
-
-
 def _check_leaf_eku(leaf: ParsedCertificate, purpose: str) -> None:
     wanted = PURPOSE_EKU[purpose]
     if ANY_EKU in leaf.ekus:
@@ -395,8 +390,10 @@ def _check_profile(cert: ParsedCertificate, role: str) -> None:
         raise _fail(Reason.policyViolation,
                     "extension must be critical: "
                     + ",".join(cert.noncritical_must_be_critical), cert)
-    if (role != "anchor" and not cert.is_self_issued
-            and cert.aki_key_id is None):
+    # The AKI first: telling self-issued needs the names, which a leaf
+    # refused before its path is built never reads otherwise.
+    if (role != "anchor" and cert.aki_key_id is None
+            and not cert.is_self_issued):
         raise _fail(Reason.policyViolation,
                     "certificate has no authorityKeyIdentifier", cert)
     if role == "intermediate" and cert.ski is None:
@@ -513,7 +510,7 @@ def _check_common_names(leaf: ParsedCertificate) -> None:
     if not leaf.common_names:
         return
     cn = leaf.common_names[0]
-    dns, _ips = _san_strings(leaf)
+    dns = leaf.dns_sans
     if cn in dns:
         return
     ip = _ip_address(cn)
@@ -543,7 +540,7 @@ def _check_wildcards(leaf: ParsedCertificate, reference: str) -> None:
     Only the SAN the reference would match by counts: a certificate
     that also names the reference exactly is not refused for it.
     """
-    dns = {d.lower().rstrip(".") for d in _san_strings(leaf)[0]}
+    dns = {d.lower().rstrip(".") for d in leaf.dns_sans}
     ref = reference.lower().rstrip(".")
     if ref in dns or "." not in ref:
         return
@@ -573,13 +570,13 @@ def _check_reference_named(leaf: ParsedCertificate,
         packed = (address.packed if isinstance(
             address, (ipaddress.IPv4Address, ipaddress.IPv6Address))
             else b"")
-        if packed not in _san_strings(leaf)[1]:
+        if packed not in leaf.ip_sans:
             raise _name_mismatch(
                 leaf, f"leaf has no iPAddress SAN {subject.value}")
         return
     ref = subject.value.lower().rstrip(".")
     parent = ref.split(".", 1)[1] if "." in ref else None
-    for name in _san_strings(leaf)[0]:
+    for name in leaf.dns_sans:
         name = name.lower().rstrip(".")
         if name == ref or (parent is not None and name.startswith("*.")
                            and name[2:] == parent):
@@ -673,10 +670,15 @@ def _validation_instant(certs: Sequence[ParsedCertificate],
     certificate outside the skew stays invalid at it. When those share
     no instant, the leaf's nearest instant is used.
     """
-    inside = [c for c in certs if _within_skew(c, at, skew)]
-    lo = max(c.not_before for c in inside)
-    hi = min(c.not_after for c in inside)
-    if lo > hi:
+    lo = hi = None
+    for cert in certs:  # one pass over those within skew of at
+        before, after = cert.not_before, cert.not_after
+        if before - at <= skew and at - after <= skew:
+            if lo is None or before > lo:
+                lo = before
+            if hi is None or after < hi:
+                hi = after
+    if lo is None or hi is None or lo > hi:
         lo, hi = leaf.not_before, leaf.not_after
     return min(max(at, lo), hi)
 
@@ -699,11 +701,14 @@ def _check_path_length(path: Sequence[ParsedCertificate],
 
 
 def _check_path(path: Sequence[ParsedCertificate], purpose: str,
-                at: dt.datetime, policy: VerificationPolicy) -> None:
-    """Every check of this module on a path, leaf first, anchor last."""
+                at: dt.datetime, policy: VerificationPolicy,
+                first: int = 0) -> None:
+    """Every check of this module on a path, leaf first, anchor last
+    (from ``path[first]``: the caller has checked those before it)."""
     skew = dt.timedelta(seconds=policy.clock_skew_seconds)
     last = len(path) - 1
-    for i, cert in enumerate(path):
+    for i in range(first, last + 1):
+        cert = path[i]
         role = ("leaf" if i == 0 else "anchor" if i == last
                 else "intermediate")
         _check_validity(cert, at, skew)
@@ -718,6 +723,15 @@ def _check_path(path: Sequence[ParsedCertificate], purpose: str,
                                 "policy does not permit name-constrained "
                                 "CAs", cert)
     _check_path_length(path, policy)
+
+
+def _by_der(cert: x509.Certificate, pool: Sequence[ParsedCertificate],
+            anchors: Sequence[ParsedCertificate]) -> ParsedCertificate:
+    """The candidate pyca returned as ``cert`` (equal by DER)."""
+    for candidate in (*pool, *anchors):
+        if candidate.cert == cert:
+            return candidate
+    raise ValueError("path builder returned a certificate not given to it")
 
 
 def _issued_by(child: ParsedCertificate, parent: ParsedCertificate) -> bool:
@@ -884,14 +898,15 @@ def _diagnose(err: pv.VerificationError, leaf: ParsedCertificate,
                                  issued=_named_by)
         if named is not None:
             try:
-                _check_path(named, purpose, at, policy)
+                # The leaf (first on every path) passed its checks.
+                _check_path(named, purpose, at, policy, first=1)
             except VerificationError:
                 pass  # named only on a path whose signatures verify
             else:
                 return _fail(Reason.nameConstraintViolation, text)
     path, why = _find_path(leaf, candidates, anchors, max_len)
     if path is not None:
-        _check_path(path, purpose, at, policy)
+        _check_path(path, purpose, at, policy, first=1)
         reason = _pyca_reason(text)
         if reason is Reason.signatureMismatch:
             # pyca reports its last candidate; this path's signatures
@@ -911,9 +926,11 @@ def _diagnose(err: pv.VerificationError, leaf: ParsedCertificate,
     return _fail(Reason.unknownAnchor, f"no path to a trust anchor: {text}")
 
 
+@functools.lru_cache(maxsize=64)
 def revocation_policy(policy: VerificationPolicy) -> (
         evidence.RevocationPolicy):
-    """The revocation part of ``policy`` (DESIGN.md section 6)."""
+    """The revocation part of ``policy`` (DESIGN.md section 6); both
+    are immutable, so one is derived once per policy."""
     return evidence.RevocationPolicy(
         require_ocsp=policy.require_ocsp,
         stapling_required=policy.stapling_required,
@@ -1061,9 +1078,12 @@ def build_path(leaf: ParsedCertificate,
     """
     if at.tzinfo is None:
         raise ValueError("validation time must be timezone-aware")
-    # A malformed leaf is refused before any other fault is named; the
-    # other certificates are decoded when a check first reads them.
-    leaf.decode()
+    # A leaf with malformed extensions is refused before any other
+    # fault is named; its key is decoded by the algorithm check, the
+    # last of the leaf's own (building the key object is the dearest
+    # read, and a leaf that fails on its names needs no key), and the
+    # other certificates when a check first reads them.
+    _ = leaf.extensions
     # X.509 times have whole seconds (RFC 5280 section 4.1.2.5).
     at = at.replace(microsecond=0)
     if purpose not in PURPOSE_EKU:
@@ -1076,7 +1096,6 @@ def build_path(leaf: ParsedCertificate,
 
     # The leaf's own faults first: they hold on every path.
     _check_validity(leaf, at, skew)
-    _check_algorithms(leaf, policy, "leaf")
     _check_profile(leaf, "leaf")
     _check_leaf_eku(leaf, purpose)
     if subject is not None:
@@ -1086,6 +1105,7 @@ def build_path(leaf: ParsedCertificate,
             _check_wildcards(leaf, subject.value)
     elif hostname:
         _check_identities(leaf, hostname)
+    _check_algorithms(leaf, policy, "leaf")
 
     pool = candidate_pool(leaf, intermediates, anchors, policy)
     usable_anchors = [a for a in anchors
@@ -1122,10 +1142,13 @@ def build_path(leaf: ParsedCertificate,
                     f"certificate refused by the path builder: "
                     f"{str(err)[:120]}") from err
 
-    # pyca's certificates hash and compare by their DER.
-    by_cert = {c.cert: c for c in [leaf, *pool.certs, *anchors]}
-    path = tuple(by_cert[c] for c in chain)
-    _check_path(path, purpose, at, policy)
+    # pyca hands back the certificate objects it was given; by identity
+    # first (hashing one hashes its DER), by DER for any other.
+    by_id = {id(c.cert): c for c in (leaf, *pool.certs, *anchors)}
+    path = tuple(by_id.get(id(c)) or _by_der(c, pool.certs, anchors)
+                 for c in chain)
+    # The leaf passed its checks above, under the same time and policy.
+    _check_path(path, purpose, at, policy, first=1)
     anchor = path[-1]
     sct_count = len(leaf.scts)
     if sct_count < policy.min_scts:

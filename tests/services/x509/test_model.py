@@ -2,9 +2,10 @@
 
 Parsing reads the DER structure only; the extensions and the key are
 decoded on first read, which raises the parse error (``policyViolation``,
-``malformed certificate: ...``). The verifier decodes the leaf before it
-names any other fault, and a trust store refuses a malformed anchor on
-entry; an anchor no path reaches is never decoded.
+``malformed certificate: ...``). The verifier decodes the leaf's
+extensions before it names any other fault and its key in the algorithm
+check, after the leaf's name checks; a trust store refuses a malformed
+anchor on entry; an anchor no path reaches is never decoded.
 """
 
 from __future__ import annotations
@@ -182,3 +183,15 @@ def test_verification_leaves_no_reference_cycles() -> None:
     finally:
         gc.enable()
     assert outcomes == ["valid", "nameMismatch", "signatureMismatch"]
+
+
+def test_a_leaf_refused_for_its_name_has_its_key_left_undecoded() -> None:
+    h = f.hierarchy()
+    leaf = parse_certificate(h.leaf.der)
+    with pytest.raises(VerificationError) as info:
+        verify_chain(leaf, [parse_certificate(h.inter.der)],
+                     [parse_certificate(h.root.der)], "tlsServerAuth",
+                     f.T0, "other.example", WEB_PKI_LENIENT)
+    assert info.value.reason is Reason.nameMismatch
+    assert "public_key" not in vars(leaf)
+    assert "extensions" in vars(leaf)
