@@ -31,6 +31,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -248,7 +249,12 @@ class AcmeAccountImpl(pki().AcmeAccount.Server):  # type: ignore[misc]
                  net: RetryingNetwork, owner: AcmeClientImpl) -> None:
         self.regr = regr
         self.net = net
-        self._owner = owner
+        # Weak: the client keeps its accounts, and a cycle between them
+        # would hold capability clients (the account key's) until the
+        # cyclic collector ran, on whatever thread allocated then: a
+        # worker thread of to_thread, where destroying a KJ object
+        # aborts the process (seen in the tests as a fatal abort).
+        self._owner = weakref.proxy(owner)
 
     async def info(self, _context: Any, **kwargs: Any) -> None:
         r = _context.results

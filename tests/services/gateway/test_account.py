@@ -6,6 +6,7 @@ with a new account, and audited."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -35,17 +36,13 @@ class Emitted:
         self.records.append((op, reason, detail))
 
 
-def _boot(peb: Pebble, state: Path, emitted: Emitted) -> str:
+async def _boot(peb: Pebble, state: Path, emitted: Emitted) -> str:
     """One boot's registration, by a fresh client, as the gateway does
     it; the account's URL."""
-
-    async def go() -> str:
-        impl = client_for(peb, MemoryAuditSink(), SystemClock())
-        async with served(impl) as acme:
-            account = await register_account(acme, state, CONTACT, emitted)
-            return str((await account.info()).url)
-
-    return run(go)
+    impl = client_for(peb, MemoryAuditSink(), SystemClock())
+    async with served(impl) as acme:
+        account = await register_account(acme, state, CONTACT, emitted)
+        return str((await account.info()).url)
 
 
 def _deactivate(peb: Pebble, state: Path, url: str) -> None:
@@ -66,22 +63,30 @@ def _deactivate(peb: Pebble, state: Path, url: str) -> None:
 def test_kept_account_key_same_account_and_a_deactivated_one_replaced(
         pebble: Pebble, tmp_path: Path) -> None:
     emitted = Emitted()
-    first = _boot(pebble, tmp_path, emitted)
-    kept = (tmp_path / keyfile.ACCOUNT_KEY_FILE).read_bytes()
-    assert emitted.records == [("accountKey", "", "created")]
-    # The next boot: the same key, the same account, no new key.
-    assert _boot(pebble, tmp_path, emitted) == first
-    assert len(emitted.records) == 1
-    assert (tmp_path / keyfile.ACCOUNT_KEY_FILE).read_bytes() == kept
-    # Deactivated: the kept key is refused, replaced once, new account.
-    _deactivate(pebble, tmp_path, first)
-    third = _boot(pebble, tmp_path, emitted)
-    assert third.startswith("https://") and third != first
-    assert (tmp_path / keyfile.ACCOUNT_KEY_FILE).read_bytes() != kept
-    op, reason, detail = emitted.records[1]
-    assert (op, reason) == ("accountKey", "acmeError")
-    assert detail.startswith("replaced: the kept key's account is gone "
-                             "(unauthorized:"), detail
-    # And the replacement is what the boot after that keeps using.
-    assert _boot(pebble, tmp_path, emitted) == third
-    assert len(emitted.records) == 2
+    path = tmp_path / keyfile.ACCOUNT_KEY_FILE
+
+    async def go() -> None:
+        # Every boot in one event loop (each with its own client): the
+        # capabilities of one loop must not outlive it.
+        first = await _boot(pebble, tmp_path, emitted)
+        kept = path.read_bytes()
+        assert emitted.records == [("accountKey", "", "created")]
+        # The next boot: the same key, the same account, no new key.
+        assert await _boot(pebble, tmp_path, emitted) == first
+        assert len(emitted.records) == 1
+        assert path.read_bytes() == kept
+        # Deactivated: the kept key is refused, replaced once, a new
+        # account.
+        await asyncio.to_thread(_deactivate, pebble, tmp_path, first)
+        third = await _boot(pebble, tmp_path, emitted)
+        assert third.startswith("https://") and third != first
+        assert path.read_bytes() != kept
+        op, reason, detail = emitted.records[1]
+        assert (op, reason) == ("accountKey", "acmeError")
+        assert detail.startswith("replaced: the kept key's account is "
+                                 "gone (unauthorized:"), detail
+        # And the replacement is what the boot after that keeps using.
+        assert await _boot(pebble, tmp_path, emitted) == third
+        assert len(emitted.records) == 2
+
+    run(go)
