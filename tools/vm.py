@@ -476,14 +476,13 @@ def slowest_imports(console: list[str], top: int = 10,
     lines ``-X importtime`` writes (``capos.debug=importtime``)."""
     found = []
     for ln in console:
-        m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)",
-                     ln)
+        m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \| \s*(\S+)", ln)
         if m:
-            found.append({"module": m.group(4),
-                          "self_ms": round(int(m.group(1)) / 1000, 1),
-                          "cumulative_ms": round(int(m.group(2)) / 1000, 1)})
-    found.sort(key=lambda f: -float(str(f["self_ms"])))
-    return found[:top]
+            found.append((int(m.group(1)), int(m.group(2)), m.group(3)))
+    found.sort(reverse=True)
+    return [{"module": name, "self_ms": round(own / 1000, 1),
+             "cumulative_ms": round(cumulative / 1000, 1)}
+            for own, cumulative, name in found[:top]]
 
 
 def _boot(args: argparse.Namespace) -> int:

@@ -23,11 +23,10 @@ import gc
 if __name__ == "__main__":
     # capos-init imports every service's modules once and forks the
     # services from itself. Collections during those imports find
-    # little garbage (a few hundred objects) and cost time under TCG
-    # (about 8% of the import time);
-    # spawn(prefork=True) freezes what the imports made and turns
-    # collection back on in each child, and main() turns it back on
-    # here once the services are forked.
+    # little garbage (a few hundred objects) and cost about 8% of the
+    # import time under TCG. spawn(prefork=True) freezes what the
+    # imports made and turns collection back on in each child; main()
+    # turns it back on here once the services are forked.
     gc.disable()
 
 import argparse

@@ -127,3 +127,22 @@ def test_missing_image_names_the_build_command(tmp_path: Path) -> None:
     assert "--manifest build/manifest.bin --pubkey build/manifest.pub" \
         in reason
     assert "console log" not in reason
+
+
+def test_slowest_imports_parses_importtime_lines() -> None:
+    from tools.vm import slowest_imports
+
+    console = [
+        "capos-boot: t=2.1s start services.init",
+        "import time: self [us] | cumulative | imported package",
+        "import time:       120 |        120 |     _io",
+        "import time:     95950 |     143343 |   services._runtime.host",
+        "import time:      3591 |      17970 | services._runtime.clock",
+        "CAPOS-READY services=audit t=3.0",
+    ]
+    assert slowest_imports(console, top=2) == [
+        {"module": "services._runtime.host", "self_ms": 96.0,
+         "cumulative_ms": 143.3},
+        {"module": "services._runtime.clock", "self_ms": 3.6,
+         "cumulative_ms": 18.0}]
+    assert slowest_imports(console[:1]) == []

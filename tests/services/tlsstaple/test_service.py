@@ -7,7 +7,9 @@ chain and cached staple."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +60,31 @@ def _stop_all() -> None:
     tlsstaple._RUNNING.clear()
 
 
+@contextlib.asynccontextmanager
+async def _ca_and_ocsp(tmp_path: Path, clock: FakeClock,
+                       audit: MemoryAuditSink,
+                       listeners: dict[int, socket.socket],
+                       ) -> AsyncIterator[tuple[Any, Any]]:
+    """The real CA and OCSP client services, served as init grants
+    them: the ``ca`` and ``ocsp`` capabilities tlsstaple is given."""
+    exports = await ca_service.build(_context(
+        "ca", tmp_path / "ca", clock, audit, listeners))
+    responder = (await ocsp_service.build(_context(
+        "ocsp", tmp_path / "ocsp", clock, audit, listeners))
+    )["ocspResponder"]
+    async with serve(exports["ca"], pki().CertificateAuthority) as ca, \
+            serve(responder, pki().OcspResponder) as client:
+        yield ca, client
+
+
+async def _until(done: Callable[[], bool]) -> None:
+    """Let the event loop run until ``done()`` (at most about 4 s)."""
+    for _ in range(400):
+        if done():
+            return
+        await asyncio.sleep(0.01)
+
+
 async def _brought_up() -> None:
     """Wait for the task build() left bringing the endpoint up."""
     task = tlsstaple._RUNNING[0]
@@ -87,13 +114,8 @@ def test_serves_a_good_staple_and_restarts_from_its_state(
         ca_sock, tls_sock = _listener(), _listener()
         listeners = {ca_sock.getsockname()[1]: ca_sock,
                      tls_sock.getsockname()[1]: tls_sock}
-        exports = await ca_service.build(_context(
-            "ca", tmp_path / "ca", clock, audit, listeners))
-        responder = (await ocsp_service.build(_context(
-            "ocsp", tmp_path / "ocsp", clock, audit, listeners))
-        )["ocspResponder"]
-        async with serve(exports["ca"], pki().CertificateAuthority) as ca, \
-                serve(responder, pki().OcspResponder) as client:
+        async with _ca_and_ocsp(tmp_path, clock, audit,
+                                listeners) as (ca, client):
             exported = await tlsstaple.build(_context(
                 "tlsstaple", tmp_path / "tls", clock, audit, listeners,
                 {"ca": Granted(ca), "ocsp": Granted(client)}))
@@ -168,10 +190,7 @@ def test_a_failed_bring_up_is_said_audited_and_tried_again(
             ctx.grants["ca"] = Granted(ca)
             try:
                 assert await tlsstaple.build(ctx) == {}
-                for _ in range(400):
-                    if refusing.calls >= 2:
-                        break
-                    await asyncio.sleep(0.01)
+                await _until(lambda: refusing.calls >= 2)
                 return refusing.calls
             finally:
                 _stop_all()
@@ -246,25 +265,19 @@ def test_a_failure_after_issuance_is_retried_without_issuing_again(
         ca_sock, tls_sock = _listener(), _listener()
         listeners = {ca_sock.getsockname()[1]: ca_sock,
                      tls_sock.getsockname()[1]: tls_sock}
-        exports = await ca_service.build(_context(
-            "ca", tmp_path / "ca", clock, audit, listeners))
-        responder = (await ocsp_service.build(_context(
-            "ocsp", tmp_path / "ocsp", clock, audit, listeners))
-        )["ocspResponder"]
-        async with serve(exports["ca"], pki().CertificateAuthority) as ca, \
-                serve(responder, pki().OcspResponder) as client:
+        async with _ca_and_ocsp(tmp_path, clock, audit,
+                                listeners) as (ca, client):
             ctx = _context("tlsstaple", state, clock, audit, listeners,
                            {"ca": Granted(ca), "ocsp": Granted(client)})
             ctx.settings["staplePollSeconds"] = "0.05"
             try:
                 await tlsstaple.build(ctx)
-                for _ in range(400):
-                    starts = [e for e in audit.events
-                              if e.operation == "start"]
-                    if len(starts) >= 3:
-                        break
-                    await asyncio.sleep(0.01)
-                return len(starts)
+                def starts() -> int:
+                    return sum(1 for e in audit.events
+                               if e.operation == "start")
+
+                await _until(lambda: starts() >= 3)
+                return starts()
             finally:
                 _stop_all()
                 for sock in listeners.values():
