@@ -195,3 +195,29 @@ def test_a_leaf_refused_for_its_name_has_its_key_left_undecoded() -> None:
     assert info.value.reason is Reason.nameMismatch
     assert "public_key" not in vars(leaf)
     assert "extensions" in vars(leaf)
+
+
+def test_sha256_is_the_fingerprint_of_every_root_and_limbo_cert() -> None:
+    """``sha256`` hashes the DER as given; it must equal cryptography's
+    fingerprint for every Mozilla root and every certificate of the
+    limbo corpus that parses (odd serials and encodings included)."""
+    from bootmanifest import build
+    from tools import limbo
+
+    extra = build.ExtraAnchor("acme-server-root", f.hierarchy().root.der)
+    inputs = build.read_inputs(extra_anchors=(extra,))
+    ders = {r.der for r in inputs.roots.roots}
+    for case in limbo.load():
+        ders.update((case.leaf, *case.intermediates, *case.anchors))
+    checked = 0
+    for der in ders:
+        try:
+            parsed = parse_certificate(der)
+        except CertificateParseError:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert parsed.sha256 == parsed.cert.fingerprint(
+                hashes.SHA256()), parsed.der.hex()[:80]
+        checked += 1
+    assert checked > 1000
