@@ -185,6 +185,9 @@ def section_inputs(
 
 @dataclasses.dataclass
 class Process:
+    """A forked service: its entry, pid, init's end of its socketpair
+    and the ports it listens on (manifest port -> bound port)."""
+
     spec: ServiceSpec
     pid: int
     sock: socket.socket

@@ -77,7 +77,6 @@ import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import idna
 from cryptography import exceptions as cexc
 from cryptography import x509
 from cryptography.x509 import verification as pv
@@ -416,6 +415,10 @@ def _a_label(name: str) -> str:
     """``name`` as lower-case A-labels (IDNA2008 with UTS-46 mapping)."""
     if name.isascii():
         return name.lower()
+    # Only a non-ASCII reference needs idna (its tables are 1% of
+    # capos-init's pre-fork imports), so it is imported here.
+    import idna
+
     try:
         return idna.encode(name, uts46=True).decode("ascii")
     except idna.IDNAError as err:
