@@ -40,6 +40,7 @@ DEBIAN = {
     "curl": "curl",
     "xz-utils": "xz",
     "e2fsprogs": "mkfs.ext4",
+    "binutils": "readelf",  # image build: strip, and the linkage check
 }
 
 
