@@ -31,6 +31,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from services._runtime import loop
 from services._runtime.audit import MemoryAuditSink
 from services._runtime.clock import SystemClock
 from services._runtime.schema import pki
@@ -92,11 +93,7 @@ def _ours(peb: Pebble, n: int) -> list[float]:
             b.close()
         return times
 
-    async def main() -> list[float]:
-        async with capnp.kj_loop():
-            return await go()
-
-    return asyncio.run(main())
+    return loop.run(go())
 
 
 def _timed(cmd: list[str], env: dict[str, str], log: Path) -> float:

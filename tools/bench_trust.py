@@ -14,14 +14,11 @@ Medians of :data:`N` calls; nothing here is asserted.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import statistics
 import time
 from pathlib import Path
 from typing import Any
-
-import capnp
 
 from tests.services.x509.rpc import serve
 
@@ -53,6 +50,7 @@ async def _time_calls(verifier: Any, trust: Any, chain: Any) -> list[float]:
 
 
 def _capability_times(two_party: bool) -> list[float]:
+    from services._runtime import loop
     from services._runtime.audit import MemoryAuditSink
     from services._runtime.clock import SystemClock
     from services._runtime.schema import pki
@@ -72,17 +70,16 @@ def _capability_times(two_party: bool) -> list[float]:
     chain = CertificateChainImpl([parse_certificate(d) for d in ders])
 
     async def main() -> list[float]:
-        async with capnp.kj_loop():
-            if not two_party:
-                return await _time_calls(
-                    pki().CertVerifier._new_client(verifier_impl),
-                    pki().TrustStore._new_client(store),
-                    pki().CertificateChain._new_client(chain))
-            async with serve(verifier_impl, pki().CertVerifier) as v, \
-                    serve(store, pki().TrustStore) as t:
-                return await _time_calls(v, t, chain)
+        if not two_party:
+            return await _time_calls(
+                pki().CertVerifier._new_client(verifier_impl),
+                pki().TrustStore._new_client(store),
+                pki().CertificateChain._new_client(chain))
+        async with serve(verifier_impl, pki().CertVerifier) as v, \
+                serve(store, pki().TrustStore) as t:
+            return await _time_calls(v, t, chain)
 
-    times = asyncio.run(main())
+    times = loop.run(main())
     if verifier_impl.cache_stats.fills != 1:
         raise RuntimeError("anchor cache was refilled during the bench")
     return times

@@ -36,7 +36,6 @@ Usage: ``python -m tools.limbo [--json logs/limbo/results.json]``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import datetime as dt
 import functools
@@ -199,6 +198,7 @@ def run_capability(cases: Sequence[Case]) -> list[CaseResult]:
     """Every case through a ``CertVerifier`` capability, in-process."""
     import capnp
 
+    from services._runtime import loop
     from services._runtime.audit import MemoryAuditSink
     from services._runtime.clock import SystemClock, epoch_seconds
     from services._runtime.schema import pki
@@ -280,7 +280,7 @@ def run_capability(cases: Sequence[Case]) -> list[CaseResult]:
                 results.append(await one(case))
         return results
 
-    return asyncio.run(capnp.run(main()))
+    return loop.run(main())
 
 
 def run_policy(cases: Sequence[Case], now: dt.datetime) -> list[CaseResult]:

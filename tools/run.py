@@ -206,18 +206,17 @@ def verify_served(port: int, root: Path) -> dict[str, Any]:
     chain_file.write_bytes(b"".join(
         x509.load_der_x509_certificate(d).public_bytes(
             serialization.Encoding.PEM) for d in served_chain(port)))
-    import asyncio
 
-    import capnp
 
+    from services._runtime import loop
     from services.x509.model import parse_certificate
     from services.x509.trust import Anchor
 
     anchors = [Anchor(parse_certificate(d), "pebble")
                for d in verify.read_certs(root)]
-    result = asyncio.run(capnp.run(verify.verify(
+    result = loop.run(verify.verify(
         verify.read_certs(chain_file), anchors, "webPkiLenient",
-        "tlsServerAuth", dt.datetime.now(dt.UTC), NAME)))
+        "tlsServerAuth", dt.datetime.now(dt.UTC), NAME))
     if result["outcome"] != "valid":
         raise StepError("verify", f"{result['reason']}: {result['detail']}")
     return {"verification": "valid", "leaf": result["leaf"]}

@@ -31,7 +31,6 @@ stdout.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import ipaddress
 import json
@@ -40,10 +39,10 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-import capnp
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from services._runtime import loop
 from services._runtime.audit import MemoryAuditSink
 from services._runtime.clock import SystemClock
 from services._runtime.schema import pki
@@ -305,8 +304,8 @@ def main(argv: list[str] | None = None) -> int:
         return _refuse(UsageError(str(err), "malformedInput"), args.json)
     except UsageError as err:
         return _refuse(err, args.json)
-    result = asyncio.run(capnp.run(verify(
-        chain, anchors, args.policy, args.purpose, at, hostname, staple)))
+    result = loop.run(verify(
+        chain, anchors, args.policy, args.purpose, at, hostname, staple))
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
     elif result["outcome"] == "valid":

@@ -28,7 +28,7 @@ from typing import Any
 import capnp
 
 from services._runtime import audit as _audit
-from services._runtime import boundary
+from services._runtime import boundary, loop
 from services._runtime.clock import Clock, SystemClock
 from services._runtime.schema import pki, runtime
 
@@ -205,5 +205,5 @@ def serve(name: str, build: BuildFn, sock: socket.socket,
     :param devices: open virtio-serial ports init opened for this
         service, by the port name its manifest entry names.
     """
-    asyncio.run(capnp.run(_serve(name, build, sock, listeners or {},
-                                 devices or {})))
+    loop.run(_serve(name, build, sock, listeners or {},
+                                 devices or {}))

@@ -39,8 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import capnp
-
+from services._runtime import loop
 from services._runtime.clock import SystemClock
 from services.init import system
 
@@ -290,8 +289,8 @@ def main(argv: list[str] | None = None) -> int:
               + ("yes" if args.isolate else "no"))
         state_dirs = system.state_dirs(order, args.data, args.isolate,
                                        args.volatile)
-        code = asyncio.run(capnp.run(
-            supervise(procs, manifest, settings, args.state, state_dirs)))
+        code = loop.run(
+            supervise(procs, manifest, settings, args.state, state_dirs))
     except system.BootError as err:
         say(f"CAPOS-FATAL {err.reason}: {err.detail}")
         return EXIT_BOOT

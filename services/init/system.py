@@ -282,8 +282,10 @@ def spawn(
     :param prefork: this process exists to fork the services (capos-init
         with the collector off): move every object the imports made into
         the collector's permanent generation before forking, and turn
-        collection back on in each child. The children then never walk
-        (and so never copy) the pages of the modules they share.
+        collection back on in each child, where its event loop does the
+        collecting (:mod:`services._runtime.loop`). The children then
+        never walk (and so never copy) the pages of the modules they
+        share.
     """
     builds = {}
     for spec in order:

@@ -24,6 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from bootmanifest import build, sign
+from services._runtime import loop
 from services._runtime.clock import SystemClock
 from services._runtime.schema import pki
 from services.init import system
@@ -125,7 +126,7 @@ def test_issue_store_serve_and_verify(pebble: Pebble, tmp_path: Path) -> None:
                 "stored_leaf": stored_leaf}
 
     try:
-        got = asyncio.run(capnp.run(go()))
+        got = loop.run(go())
     finally:
         system.stop(procs)
     served = got["served"]
@@ -176,7 +177,7 @@ def test_unreachable_acme_server_is_reported(tmp_path: Path,
         return ("", "")
 
     try:
-        reason, detail = asyncio.run(capnp.run(go()))
+        reason, detail = loop.run(go())
     finally:
         system.stop(procs)
     assert reason == "unavailable"

@@ -14,8 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import capnp
-
+from services._runtime import loop
 from services.init import system
 from tests.services.gateway.load import Load, check_rotation, handshake
 from tests.services.test_issuance import NAME, signed_manifest
@@ -67,7 +66,7 @@ class Graph:
                 del keep
 
         try:
-            return asyncio.run(capnp.run(go()))
+            return loop.run(go())
         finally:
             system.stop(procs)
 

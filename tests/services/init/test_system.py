@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from typing import Any
 
-import capnp
 import pytest
 
+from services._runtime import loop
 from services._runtime.schema import manifest as manifest_schema
 from services._runtime.schema import pki
 from services.init import system
@@ -120,7 +119,7 @@ def test_services_run_as_processes_and_audit_round_trips(tmp_path) -> None:
             return [(r.service, r.operation, list(r.subject))
                     for r in got.records], got.next
 
-        records, nxt = asyncio.run(capnp.run(go()))
+        records, nxt = loop.run(go())
     finally:
         system.stop(procs)
     assert records == [("test", "probe", ["s1"])]
@@ -139,7 +138,7 @@ def test_failed_service_stops_everything() -> None:
     procs = system.spawn(order)
     try:
         with pytest.raises(system.BootError) as info:
-            asyncio.run(capnp.run(system.wire(m, procs, {})))
+            loop.run(system.wire(m, procs, {}))
     finally:
         system.stop(procs)
     assert info.value.reason == "serviceFailed"
@@ -204,7 +203,7 @@ class TestDevices:
                     "operation": "probe", "outcome": "ok"})
                 del keep
 
-            asyncio.run(capnp.run(go()))
+            loop.run(go())
         finally:
             system.stop(procs)
         (line,) = port.read_text().splitlines()

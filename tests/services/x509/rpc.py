@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, TypeVar
 
 import capnp
 
+from services._runtime import loop
+
 T = TypeVar("T")
 
 
-def run(main: Callable[[], Awaitable[T]]) -> T:
-    """Run ``main`` inside a fresh KJ event loop."""
-
-    async def wrapped() -> T:
-        async with capnp.kj_loop():
-            return await main()
-
-    return asyncio.run(wrapped())
+def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``main`` inside a fresh KJ event loop, its garbage collected
+    on the loop's thread (:mod:`services._runtime.loop`)."""
+    return loop.run(main())
 
 
 @contextlib.asynccontextmanager
