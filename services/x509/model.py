@@ -251,11 +251,14 @@ class ParsedCertificate:
 
     @once
     def public_key(self) -> Any:
-        """The subject public key, decoded on first read."""
+        """The subject public key, decoded on first read (with its
+        :attr:`algorithm`, which every check of the key reads)."""
         try:
-            return self.cert.public_key()
+            key = self.cert.public_key()
         except (ValueError, TypeError, UnsupportedAlgorithm) as err:
             raise _malformed(err) from err
+        self.__dict__["algorithm"] = key_algorithm(key)
+        return key
 
     def decode(self) -> None:
         """Decode the extensions and the key now.
@@ -266,8 +269,11 @@ class ParsedCertificate:
 
     @once
     def names(self) -> tuple[bytes, bytes]:
-        """(issuer DER, subject DER), cut from the certificate DER."""
-        return cert_names(self.der)
+        """(issuer DER, subject DER), cut from the certificate DER
+        (:attr:`is_self_issued` is kept with them)."""
+        issuer, subject = found = cert_names(self.der)
+        self.__dict__["is_self_issued"] = issuer == subject
+        return found
 
     def _value(self, oid: str) -> Any:
         ext = self.extensions.get(oid)
@@ -294,10 +300,13 @@ class ParsedCertificate:
 
     @once
     def not_before(self) -> dt.datetime:
+        # The two edges are read together: one step keeps both.
+        self.__dict__["not_after"] = self.cert.not_valid_after_utc
         return self.cert.not_valid_before_utc
 
     @once
     def not_after(self) -> dt.datetime:
+        self.__dict__["not_before"] = self.cert.not_valid_before_utc
         return self.cert.not_valid_after_utc
 
     @once
@@ -308,17 +317,29 @@ class ParsedCertificate:
     @once
     def dns_sans(self) -> frozenset[str]:
         """The dNSName SAN values, as written."""
-        san = self._value(_SAN)
-        return frozenset(san.get_values_for_type(x509.DNSName)
-                         if san else ())
+        return self._san_values()[0]
 
     @once
     def ip_sans(self) -> frozenset[bytes]:
         """The iPAddress SAN values, packed."""
-        san = self._value(_SAN)
-        return frozenset(_packed(ip) for ip in
-                         (san.get_values_for_type(x509.IPAddress)
-                          if san else ()))
+        return self._san_values()[1]
+
+    def _san_values(self) -> tuple[frozenset[str], frozenset[bytes]]:
+        """:attr:`dns_sans` and :attr:`ip_sans`, kept in one pass over
+        the SAN (the name checks read both)."""
+        dns: list[str] = []
+        ips: list[bytes] = []
+        for name in self._value(_SAN) or ():
+            # The exact classes cryptography decodes to (an isinstance
+            # that fails on these ABCs is a slow call).
+            kind = type(name)
+            if kind is x509.DNSName:
+                dns.append(name.value)
+            elif kind is x509.IPAddress:
+                ips.append(_packed(name.value))
+        found = frozenset(dns), frozenset(ips)
+        self.__dict__["dns_sans"], self.__dict__["ip_sans"] = found
+        return found
 
     @once
     def key_usage(self) -> tuple[bool, ...] | None:
@@ -394,7 +415,8 @@ class ParsedCertificate:
 
     @once
     def algorithm(self) -> str:
-        return key_algorithm(self.public_key)
+        _ = self.public_key  # which keeps the algorithm
+        return self.__dict__["algorithm"]  # type: ignore[no-any-return]
 
     @once
     def signature_scheme(self) -> str:
