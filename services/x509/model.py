@@ -270,27 +270,32 @@ class ParsedCertificate:
     @once
     def names(self) -> tuple[bytes, bytes]:
         """(issuer DER, subject DER), cut from the certificate DER
-        (:attr:`is_self_issued` is kept with them)."""
+        (:attr:`subject`, :attr:`issuer` and :attr:`is_self_issued`
+        are kept with them: path checks read them together)."""
         issuer, subject = found = cert_names(self.der)
-        self.__dict__["is_self_issued"] = issuer == subject
+        # The names' sources read the cryptography certificate, never
+        # self: a closure over self would make every read certificate a
+        # reference cycle, left for the cyclic collector when dropped.
+        cert = self.cert
+        self.__dict__.update(
+            subject=DistinguishedNameValue(subject, lambda: cert.subject),
+            issuer=DistinguishedNameValue(issuer, lambda: cert.issuer),
+            is_self_issued=issuer == subject)
         return found
 
     def _value(self, oid: str) -> Any:
         ext = self.extensions.get(oid)
         return None if ext is None else ext.value
 
-    # The names' sources read the cryptography certificate, never self:
-    # a closure over self would make every read certificate a reference
-    # cycle, left for the cyclic collector instead of freed when dropped.
     @once
     def subject(self) -> DistinguishedNameValue:
-        cert = self.cert
-        return DistinguishedNameValue(self.names[1], lambda: cert.subject)
+        _ = self.names  # which keeps both names
+        return self.__dict__["subject"]  # type: ignore[no-any-return]
 
     @once
     def issuer(self) -> DistinguishedNameValue:
-        cert = self.cert
-        return DistinguishedNameValue(self.names[0], lambda: cert.issuer)
+        _ = self.names
+        return self.__dict__["issuer"]  # type: ignore[no-any-return]
 
     @once
     def serial(self) -> bytes:

@@ -839,9 +839,10 @@ class _Search:
         if len(chain) + 1 < self.max_len:
             named_pool = [c for c in self.pool
                           if c.subject.der == issuer and c not in chain]
-            # Likeliest first, as pyca and Go order them: AKI = SKI.
-            aki = cert.aki_key_id
-            named_pool.sort(key=lambda c: c.ski != aki)
+            if len(named_pool) > 1:
+                # Likeliest first, as pyca and Go order them: AKI = SKI.
+                aki = cert.aki_key_id
+                named_pool.sort(key=lambda c: c.ski != aki)
             for cand in named_pool:
                 if self.budget <= 0:
                     return None
