@@ -108,8 +108,9 @@ def check_revocation(leaf: x509.Certificate, issuer: x509.Certificate,
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    must = is_must_staple(leaf) or policy.stapling_required
-    why = "must-staple" if is_must_staple(leaf) else "stapling required"
+    must_staple = is_must_staple(leaf)
+    must = must_staple or policy.stapling_required
+    why = "must-staple" if must_staple else "stapling required"
     notes: list[str] = []
     good: tuple[str, CheckedResponse] | None = None
     unknown = False

@@ -13,7 +13,7 @@ import datetime as dt
 
 from cryptography import x509
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import AuthorityInformationAccessOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID
 
 STATUS_NAMES = {
     ocsp.OCSPCertStatus.GOOD: "good",
@@ -79,9 +79,9 @@ def responder_url(cert: x509.Certificate) -> str:
 
 def is_must_staple(cert: x509.Certificate) -> bool:
     """TLS feature status_request (RFC 7633 section 4)."""
-    try:
-        feature = cert.extensions.get_extension_for_class(
-            x509.TLSFeature).value
-    except x509.ExtensionNotFound:
-        return False
-    return x509.TLSFeatureType.status_request in feature
+    # By OID: most certificates have none, and the class lookup raises
+    # (and formats) an ExtensionNotFound for each of them.
+    for ext in cert.extensions:
+        if ext.oid == ExtensionOID.TLS_FEATURE:
+            return x509.TLSFeatureType.status_request in ext.value
+    return False

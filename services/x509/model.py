@@ -124,6 +124,7 @@ class DistinguishedNameValue:
 #: RFC 5280 extensions that conforming CAs MUST mark critical and that
 #: a relying party can refuse when they are not (4.2.1.11, 4.2.1.14).
 MUST_BE_CRITICAL = ("2.5.29.36", "2.5.29.54")
+_POLICY_CONSTRAINTS, _INHIBIT_ANY = MUST_BE_CRITICAL
 
 _SAN, _KU, _EKU, _BC, _NC = ("2.5.29.17", "2.5.29.15", "2.5.29.37",
                              "2.5.29.19", "2.5.29.30")
@@ -145,6 +146,37 @@ def _dotted(oid: x509.ObjectIdentifier) -> str:
         if len(_DOTTED) < _DOTTED_MAX:
             _DOTTED[oid] = text
     return text
+
+
+def _path_values(found: dict[str, x509.Extension[Any]]) -> dict[str, Any]:
+    """What :attr:`ParsedCertificate.extensions` keeps of ``found``."""
+    ekus: tuple[str, ...] = ()
+    ext = found.get(_EKU)
+    if ext is not None and ext.value:
+        ekus = tuple(_dotted(o) for o in ext.value)
+    ext = found.get(_BC)
+    bc = None if ext is None else ext.value
+    ext = found.get(_SKI)
+    ski = None if ext is None else ext.value
+    ext = found.get(_AKI)
+    aki = None if ext is None else ext.value
+    loose: tuple[str, ...] = ()
+    if _POLICY_CONSTRAINTS in found or _INHIBIT_ANY in found:
+        loose = tuple(oid for oid in MUST_BE_CRITICAL
+                      if oid in found and not found[oid].critical)
+    # "is not None" first: a failing isinstance on an ABC (these are)
+    # is a slow call, a passing one on the exact class a fast one.
+    return {
+        "ekus": ekus,
+        "is_ca": bc is not None and isinstance(bc, x509.BasicConstraints)
+        and bool(bc.ca),
+        "ski": (ski.digest if ski is not None
+                and isinstance(ski, x509.SubjectKeyIdentifier) else None),
+        "aki_key_id": (aki.key_identifier if aki is not None
+                       and isinstance(aki, x509.AuthorityKeyIdentifier)
+                       else None),
+        "noncritical_must_be_critical": loose,
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,20 +228,38 @@ class ParsedCertificate:
 
     @once
     def extensions(self) -> dict[str, x509.Extension[Any]]:
-        """Every extension by dotted OID, decoded on first read."""
+        """Every extension by dotted OID, decoded on first read.
+
+        The values the checks of every certificate on a path read
+        (:attr:`ekus`, :attr:`is_ca`, :attr:`ski`, :attr:`aki_key_id`,
+        :attr:`noncritical_must_be_critical`) are kept in the same
+        pass: one step instead of one lazy read each.
+        """
+        dotted = _DOTTED.get
         try:
-            return {_dotted(e.oid): e for e in self.cert.extensions}
+            found = {dotted(e.oid) or _dotted(e.oid): e
+                     for e in self.cert.extensions}
         except (ValueError, TypeError, x509.DuplicateExtension,
                 x509.UnsupportedGeneralNameType) as err:
             raise _malformed(err) from err
+        self.__dict__.update(_path_values(found))
+        return found
+
+    def _with_extensions(self, name: str) -> Any:
+        """A value :attr:`extensions` keeps (decoding them first)."""
+        _ = self.extensions
+        return self.__dict__[name]
 
     @once
     def public_key(self) -> Any:
-        """The subject public key, decoded on first read."""
+        """The subject public key, decoded on first read (with its
+        :attr:`algorithm`, which every check of the key reads)."""
         try:
-            return self.cert.public_key()
+            key = self.cert.public_key()
         except (ValueError, TypeError, UnsupportedAlgorithm) as err:
             raise _malformed(err) from err
+        self.__dict__["algorithm"] = key_algorithm(key)
+        return key
 
     def decode(self) -> None:
         """Decode the extensions and the key now.
@@ -220,25 +270,33 @@ class ParsedCertificate:
 
     @once
     def names(self) -> tuple[bytes, bytes]:
-        """(issuer DER, subject DER), cut from the certificate DER."""
-        return cert_names(self.der)
+        """(issuer DER, subject DER), cut from the certificate DER
+        (:attr:`subject`, :attr:`issuer` and :attr:`is_self_issued`
+        are kept with them: path checks read them together)."""
+        issuer, subject = found = cert_names(self.der)
+        # The names' sources read the cryptography certificate, never
+        # self: a closure over self would make every read certificate a
+        # reference cycle, left for the cyclic collector when dropped.
+        cert = self.cert
+        self.__dict__.update(
+            subject=DistinguishedNameValue(subject, lambda: cert.subject),
+            issuer=DistinguishedNameValue(issuer, lambda: cert.issuer),
+            is_self_issued=issuer == subject)
+        return found
 
     def _value(self, oid: str) -> Any:
         ext = self.extensions.get(oid)
         return None if ext is None else ext.value
 
-    # The names' sources read the cryptography certificate, never self:
-    # a closure over self would make every read certificate a reference
-    # cycle, left for the cyclic collector instead of freed when dropped.
     @once
     def subject(self) -> DistinguishedNameValue:
-        cert = self.cert
-        return DistinguishedNameValue(self.names[1], lambda: cert.subject)
+        _ = self.names  # which keeps both names
+        return self.__dict__["subject"]  # type: ignore[no-any-return]
 
     @once
     def issuer(self) -> DistinguishedNameValue:
-        cert = self.cert
-        return DistinguishedNameValue(self.names[0], lambda: cert.issuer)
+        _ = self.names
+        return self.__dict__["issuer"]  # type: ignore[no-any-return]
 
     @once
     def serial(self) -> bytes:
@@ -248,10 +306,13 @@ class ParsedCertificate:
 
     @once
     def not_before(self) -> dt.datetime:
+        # The two edges are read together: one step keeps both.
+        self.__dict__["not_after"] = self.cert.not_valid_after_utc
         return self.cert.not_valid_before_utc
 
     @once
     def not_after(self) -> dt.datetime:
+        self.__dict__["not_before"] = self.cert.not_valid_before_utc
         return self.cert.not_valid_after_utc
 
     @once
@@ -262,17 +323,29 @@ class ParsedCertificate:
     @once
     def dns_sans(self) -> frozenset[str]:
         """The dNSName SAN values, as written."""
-        san = self._value(_SAN)
-        return frozenset(san.get_values_for_type(x509.DNSName)
-                         if san else ())
+        return self._san_values()[0]
 
     @once
     def ip_sans(self) -> frozenset[bytes]:
         """The iPAddress SAN values, packed."""
-        san = self._value(_SAN)
-        return frozenset(_packed(ip) for ip in
-                         (san.get_values_for_type(x509.IPAddress)
-                          if san else ()))
+        return self._san_values()[1]
+
+    def _san_values(self) -> tuple[frozenset[str], frozenset[bytes]]:
+        """:attr:`dns_sans` and :attr:`ip_sans`, kept in one pass over
+        the SAN (the name checks read both)."""
+        dns: list[str] = []
+        ips: list[bytes] = []
+        for name in self._value(_SAN) or ():
+            # The exact classes cryptography decodes to (an isinstance
+            # that fails on these ABCs is a slow call).
+            kind = type(name)
+            if kind is x509.DNSName:
+                dns.append(name.value)
+            elif kind is x509.IPAddress:
+                ips.append(_packed(name.value))
+        found = frozenset(dns), frozenset(ips)
+        self.__dict__["dns_sans"], self.__dict__["ip_sans"] = found
+        return found
 
     @once
     def key_usage(self) -> tuple[bool, ...] | None:
@@ -291,13 +364,13 @@ class ParsedCertificate:
 
     @once
     def ekus(self) -> tuple[str, ...]:
-        eku = self._value(_EKU)
-        return tuple(o.dotted_string for o in eku) if eku else ()
+        """The ExtendedKeyUsage purposes by dotted OID, () without."""
+        return self._with_extensions("ekus")  # type: ignore[no-any-return]
 
     @once
     def is_ca(self) -> bool:
-        bc = self._value(_BC)
-        return bool(bc.ca) if isinstance(bc, x509.BasicConstraints) else False
+        """BasicConstraints cA (False without the extension)."""
+        return self._with_extensions("is_ca")  # type: ignore[no-any-return]
 
     @once
     def path_len(self) -> int:
@@ -348,7 +421,8 @@ class ParsedCertificate:
 
     @once
     def algorithm(self) -> str:
-        return key_algorithm(self.public_key)
+        _ = self.public_key  # which keeps the algorithm
+        return self.__dict__["algorithm"]  # type: ignore[no-any-return]
 
     @once
     def signature_scheme(self) -> str:
@@ -379,9 +453,7 @@ class ParsedCertificate:
     @once
     def ski(self) -> bytes | None:
         """SubjectKeyIdentifier (RFC 5280 section 4.2.1.2), or None."""
-        value = self._value(_SKI)
-        return value.digest if isinstance(
-            value, x509.SubjectKeyIdentifier) else None
+        return self._with_extensions("ski")  # type: ignore[no-any-return]
 
     @property
     def has_aki(self) -> bool:
@@ -390,9 +462,8 @@ class ParsedCertificate:
     @once
     def aki_key_id(self) -> bytes | None:
         """The AuthorityKeyIdentifier's keyIdentifier (4.2.1.1)."""
-        value = self._value(_AKI)
-        return value.key_identifier if isinstance(
-            value, x509.AuthorityKeyIdentifier) else None
+        return self._with_extensions(  # type: ignore[no-any-return]
+            "aki_key_id")
 
     @once
     def aki_names_issuer(self) -> bool:
@@ -414,9 +485,8 @@ class ParsedCertificate:
         """Extensions RFC 5280 says conforming CAs MUST mark critical
         (policyConstraints 4.2.1.11, inhibitAnyPolicy 4.2.1.14) that
         this certificate carries non-critical, by dotted OID."""
-        return tuple(oid for oid in MUST_BE_CRITICAL
-                     if oid in self.extensions
-                     and not self.extensions[oid].critical)
+        return self._with_extensions(  # type: ignore[no-any-return]
+            "noncritical_must_be_critical")
 
     @once
     def is_self_issued(self) -> bool:
@@ -472,6 +542,8 @@ def _tlv_end(data: bytes, at: int) -> tuple[int, int]:
     first = data[at + 1]
     if first < 0x80:
         return at + 2, at + 2 + first
+    if first == 0x82:  # most names and certificates: two octets
+        return at + 4, at + 4 + (data[at + 2] << 8 | data[at + 3])
     count = first & 0x7F
     length = int.from_bytes(data[at + 2:at + 2 + count], "big")
     return at + 2 + count, at + 2 + count + length
@@ -602,7 +674,12 @@ def parse_certificate(der: bytes) -> ParsedCertificate:
     """
     try:
         if _serial_looks_positive(der):
-            return ParsedCertificate(der, x509.load_der_x509_certificate(der))
+            parsed = ParsedCertificate(der,
+                                       x509.load_der_x509_certificate(der))
+            # cryptography refuses a non-minimal INTEGER, so what the
+            # peek read is the serial's sign: no read of the number.
+            parsed.__dict__["serial_positive"] = True
+            return parsed
         # cryptography warns (and will one day refuse) on a non-positive
         # serial; the warning must not escape when warnings are errors.
         with warnings.catch_warnings():
@@ -624,17 +701,21 @@ def _serial_looks_positive(der: bytes) -> bool:
     costs as much as the parse).
     """
     try:
-        tbs = _tlv_end(der, 0)[0]
-        at = _tlv_end(der, tbs)[0]
-        if der[at] == 0xA0:  # version [0]
+        # The contents of the Certificate and TBSCertificate SEQUENCEs
+        # (one length octet, or 0x8n and n more), then version [0].
+        head = der[1]
+        at = 2 if head < 0x80 else 2 + (head & 0x7F)
+        head = der[at + 1]
+        at += 2 if head < 0x80 else 2 + (head & 0x7F)
+        if der[at] == 0xA0:
             at = _tlv_end(der, at)[1]
         if der[at] != 0x02:  # INTEGER
             return False
-        start, end = _tlv_end(der, at)
-        first = der[start]
+        size, first = der[at + 1], der[at + 2]
     except IndexError:
         return False
-    return end > start and first < 0x80 and (first != 0 or end - start > 1)
+    # A long-form length (a serial of 128 octets or more) is a doubt.
+    return 0 < size < 0x80 and first < 0x80 and (first != 0 or size > 1)
 
 
 #: Schema RevocationReason names to cryptography's flags, and back.

@@ -373,7 +373,8 @@ def _check_ca_eku(cert: ParsedCertificate, purpose: str,
 
 
 def _negative_serial(cert: ParsedCertificate) -> bool:
-    return cert.serial_number < 0
+    # Most serials are positive, which parsing knows without the number.
+    return not cert.serial_positive and cert.serial_number < 0
 
 
 def _check_profile(cert: ParsedCertificate, role: str) -> None:
@@ -426,8 +427,13 @@ def _a_label(name: str) -> str:
                     f"reference {name!r} is not a valid IDN") from err
 
 
+@functools.lru_cache(maxsize=256)
 def reference_subject(purpose: str, hostname: str) -> pv.Subject | None:
     """The pyca subject for a TLS server name, after validation.
+
+    Kept per (purpose, name), as a verifier meets the same few names
+    again and again (a subject is an immutable value; a refusal is not
+    kept, and is raised again).
 
     :raises VerificationError: ``nameMismatch`` for a missing, wildcard
         or malformed reference identity (RFC 6125 section 6.4).
@@ -836,9 +842,10 @@ class _Search:
         if len(chain) + 1 < self.max_len:
             named_pool = [c for c in self.pool
                           if c.subject.der == issuer and c not in chain]
-            # Likeliest first, as pyca and Go order them: AKI = SKI.
-            aki = cert.aki_key_id
-            named_pool.sort(key=lambda c: c.ski != aki)
+            if len(named_pool) > 1:
+                # Likeliest first, as pyca and Go order them: AKI = SKI.
+                aki = cert.aki_key_id
+                named_pool.sort(key=lambda c: c.ski != aki)
             for cand in named_pool:
                 if self.budget <= 0:
                     return None
