@@ -361,34 +361,68 @@ def _assemble(p: Plan, files: dict[str, Path], root: Path,
         shutil.rmtree(cache, ignore_errors=True)
 
 
-def _needed(elf: Path) -> list[str] | None:
-    """The ``DT_NEEDED`` names of a dynamically linked ELF file; None
-    for a static one."""
-    out = subprocess.run(["readelf", "-d", "-W", str(elf)],
+def _dynamic(elf: Path) -> tuple[str | None, list[str]]:
+    """An ELF file's program interpreter (``PT_INTERP``) and its
+    ``DT_NEEDED`` names; ``(None, [])`` for a static one."""
+    out = subprocess.run(["readelf", "-l", "-d", "-W", str(elf)],
                          capture_output=True, text=True)
     if out.returncode:
         raise BuildError(f"readelf failed on {elf.name}: "
                          f"{out.stderr.strip()}")
-    if "There is no dynamic section" in out.stdout:
-        return None
-    return [line.split("[", 1)[1].rstrip("]")
-            for line in out.stdout.splitlines()
-            if "(NEEDED)" in line and "[" in line]
+    interp = None
+    needed = []
+    for line in out.stdout.splitlines():
+        if "Requesting program interpreter:" in line:
+            interp = line.split(":", 1)[1].strip().rstrip("]")
+        elif "(NEEDED)" in line and "[" in line:
+            needed.append(line.split("[", 1)[1].rstrip("]"))
+    return interp, needed
+
+
+def _in_root(root: Path, path: str) -> bool:
+    """Whether ``path`` (absolute in the guest) names a file inside
+    ``root``, following symlinks as the guest would: an absolute link
+    target is the guest's path, never the build machine's."""
+    parts = [x for x in path.split("/") if x]
+    here = root
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        nxt = here / part
+        if nxt.is_symlink():
+            hops += 1
+            if hops > 40:
+                return False
+            target = os.readlink(nxt)
+            rest = [x for x in target.split("/") if x]
+            if target.startswith("/"):
+                here = root
+            parts = rest + parts
+            continue
+        if part == "..":
+            here = here.parent if here != root else root
+            continue
+        here = nxt
+    return here.is_file()
 
 
 def _check_linkage(root: Path) -> None:
-    """Every shared library an ELF file in the image names (its
-    ``DT_NEEDED``) is in the image, in the loader's directories: a
-    pruned or missing library stops the build here, not the guest at
-    boot with a loader error on the console."""
+    """Every ELF file in the image finds, inside the image, its program
+    interpreter and each shared library it names (``DT_NEEDED``) in the
+    loader's directories: a pruned or missing one stops the build here,
+    not the guest at boot with a loader error on the console."""
     missing = []
     for f in sorted(root.rglob("*")):
         if (f.is_symlink() or not f.is_file() or f.suffix == ".ko"
                 or f.read_bytes()[:4] != b"\x7fELF"):
             continue
-        for name in _needed(f) or []:
-            if not any((root / d / name).exists() for d in LIB_DIRS):
-                missing.append(f"{f.relative_to(root)} needs {name}")
+        interp, needed = _dynamic(f)
+        rel = f.relative_to(root)
+        if interp is not None and not _in_root(root, interp):
+            missing.append(f"{rel} needs its interpreter {interp}")
+        for name in needed:
+            if not any(_in_root(root, f"/{d}/{name}") for d in LIB_DIRS):
+                missing.append(f"{rel} needs {name}")
     if missing:
         raise BuildError("shared libraries missing from the image: "
                          + "; ".join(missing))
