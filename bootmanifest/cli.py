@@ -153,7 +153,12 @@ def _issue_time() -> int:
     return epoch_seconds(SystemClock().now())
 
 
-def _load_key(path: Path | None) -> Any:
+def _load_key(path: Path | None, create: bool = True) -> Any:
+    """The signing key; made on first use only when ``create``."""
+    where = (path or sign.DEFAULT_KEY).expanduser()
+    if not create and not where.exists():
+        raise UsageError(f"key {where}: no such key (`build` makes one "
+                         "on first use)")
     try:
         return sign.load_or_create_key(path)
     except OSError as err:
@@ -368,7 +373,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_pubkey(args: argparse.Namespace) -> int:
-    public = _load_key(args.key).public_key()
+    public = _load_key(args.key, create=False).public_key()
     if args.pem:
         sys.stdout.write(public.public_bytes(
             serialization.Encoding.PEM,

@@ -118,3 +118,12 @@ def test_module_help_runs() -> None:
     )
     assert done.returncode == 0
     assert "exit codes" in done.stdout
+
+
+def test_pubkey_reads_a_key_and_never_makes_one(tmp_path, capsys) -> None:
+    """A mistyped --key is a usage error, with no key left behind (only
+    ``build`` makes the key, on first use)."""
+    typo = tmp_path / "no" / "such.key"
+    assert cli.main(["pubkey", "--key", str(typo)]) == 2
+    assert "no such key" in capsys.readouterr().err
+    assert not typo.exists() and not typo.parent.exists()
