@@ -498,6 +498,9 @@ def _boot(args: argparse.Namespace) -> int:
     if args.guest != "smoke" and not any(
             s.startswith("acmeDirectory=") for s in settings):
         settings.append(NO_ACME)
+    missing = missing_image(args.image)
+    if missing is not None:  # before a data disk is made for nothing
+        raise VMError(missing)
     disk = None
     if args.data_disk is not None:
         disk = (args.data_disk if args.data_disk.exists()
@@ -622,6 +625,9 @@ def _main(argv: list[str] | None) -> int:
         return _boot(a)
     except VMError as e:
         print(f"boot failed: {e.reason}", file=sys.stderr)
+        if a.json:
+            print(json.dumps({"outcome": "error", "reason": "bootFailed",
+                              "detail": e.reason}))
         return 1
 
 

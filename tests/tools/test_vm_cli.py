@@ -5,6 +5,7 @@ process writing the console log; no QEMU here)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -68,6 +69,20 @@ def test_missing_image_boot_fails_naming_the_build(tmp_path: Path
         "with `.venv/bin/python -m image.build --out build/image "
         "--manifest build/manifest.bin --pubkey build/manifest.pub` (or "
         "`make image`)"]
+
+
+def test_missing_image_with_json_and_a_data_disk(tmp_path: Path) -> None:
+    """--json: the failure as JSON on stdout; and no data disk is made
+    for a boot that cannot start."""
+    disk = tmp_path / "data.img"
+    proc = vm_boot("--image", tmp_path / "none", "--json",
+                   "--data-disk", disk)
+    assert proc.returncode == 1, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["outcome"] == "error" and doc["reason"] == "bootFailed"
+    assert doc["detail"].startswith(
+        f"missing {tmp_path / 'none' / 'vmlinux'}; build it with ")
+    assert not disk.exists()
 
 
 def _guest(vm: VM, script: str) -> None:
