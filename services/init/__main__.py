@@ -25,8 +25,8 @@ if __name__ == "__main__":
     # services from itself. Collections during those imports find
     # little garbage (a few hundred objects) and cost about 8% of the
     # import time under TCG. spawn(prefork=True) freezes what the
-    # imports made and turns collection back on in each child; main()
-    # turns it back on here once the services are forked.
+    # imports made; from then on every process's collections are made
+    # by its event loop (services._runtime.loop.run).
     gc.disable()
 
 import argparse
@@ -284,7 +284,6 @@ def main(argv: list[str] | None = None) -> int:
             device_map=device_map(os.environ.get("CAPOS_DEVICE_MAP", "")),
             prefork=True,
         )
-        gc.enable()
         stage("services-forked isolated="
               + ("yes" if args.isolate else "no"))
         state_dirs = system.state_dirs(order, args.data, args.isolate,
@@ -295,7 +294,6 @@ def main(argv: list[str] | None = None) -> int:
         say(f"CAPOS-FATAL {err.reason}: {err.detail}")
         return EXIT_BOOT
     finally:
-        gc.enable()
         system.stop(procs)
     return int(code)
 

@@ -281,11 +281,10 @@ def spawn(
         ``--isolate``).
     :param prefork: this process exists to fork the services (capos-init
         with the collector off): move every object the imports made into
-        the collector's permanent generation before forking, and turn
-        collection back on in each child, where its event loop does the
-        collecting (:mod:`services._runtime.loop`). The children then
-        never walk (and so never copy) the pages of the modules they
-        share.
+        the collector's permanent generation before forking; each
+        child's event loop does its collecting
+        (:mod:`services._runtime.loop`). The children then never walk
+        (and so never copy) the pages of the modules they share.
     """
     builds = {}
     for spec in order:
@@ -314,8 +313,6 @@ def spawn(
             if pid == 0:  # pragma: no cover - runs in the child
                 code = 0
                 try:
-                    if prefork:
-                        gc.enable()
                     ours.close()
                     for p in procs:
                         p.sock.close()

@@ -39,6 +39,15 @@ def sans(cert: x509.Certificate) -> list[str]:
         x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
 
 
+async def _order(acme: Any, account: Any, name: str, table: Any) -> Any:
+    """An order for ``name`` with a fresh P-256 key, solved by http-01
+    from ``table``; the chain capability."""
+    return (await acme.order(
+        account=account, identifiers=[{"type": "dns", "value": name}],
+        certKey=PrivateKeyImpl(ec.generate_private_key(ec.SECP256R1())),
+        solver=Http01SolverImpl(table))).chain
+
+
 def test_directory_register_order_renew_revoke(pebble: Pebble) -> None:
     audit = MemoryAuditSink()
     table = ChallengeTable()
@@ -128,12 +137,7 @@ def test_rollover_p256_to_rsa2048(pebble: Pebble) -> None:
             account = (await acme.register(
                 accountKey=PrivateKeyImpl(k1), contact=[])).account
             await account.rollover(newKey=PrivateKeyImpl(k2))
-            chain = (await acme.order(
-                account=account,
-                identifiers=[{"type": "dns", "value": "k2.capos.test"}],
-                certKey=PrivateKeyImpl(ec.generate_private_key(
-                    ec.SECP256R1())),
-                solver=Http01SolverImpl(table))).chain
+            chain = await _order(acme, account, "k2.capos.test", table)
             return (await account.info()).url, await ders_of(chain)
 
     url, ders = run(go)
@@ -172,12 +176,7 @@ def test_rollover_to_a_key_in_use_keeps_the_old_key(pebble: Pebble) -> None:
                 refused = ("", "")
             except capnp.KjException as err:
                 refused = parse_remote(err)
-            chain = (await acme.order(
-                account=account,
-                identifiers=[{"type": "dns", "value": "k1.capos.test"}],
-                certKey=PrivateKeyImpl(ec.generate_private_key(
-                    ec.SECP256R1())),
-                solver=Http01SolverImpl(table))).chain
+            chain = await _order(acme, account, "k1.capos.test", table)
             return refused, await ders_of(chain)
 
     (reason, detail), ders = run(go)
@@ -207,12 +206,7 @@ def test_registering_a_key_again_returns_its_account(pebble: Pebble,
             account = (await b.register(accountKey=PrivateKeyImpl(key),
                                         contact=[])).account
             again = (await account.info()).url
-            chain = (await b.order(
-                account=account,
-                identifiers=[{"type": "dns", "value": "again.capos.test"}],
-                certKey=PrivateKeyImpl(ec.generate_private_key(
-                    ec.SECP256R1())),
-                solver=Http01SolverImpl(table))).chain
+            chain = await _order(b, account, "again.capos.test", table)
             return str(first), str(again), await ders_of(chain)
 
     first, again, ders = run(go)
@@ -239,13 +233,8 @@ def test_five_issuances_under_20_percent_nonce_rejection(
                         ec.SECP256R1())), contact=[])).account
                 out = []
                 for i in range(5):
-                    chain = (await acme.order(
-                        account=account,
-                        identifiers=[{"type": "dns",
-                                      "value": f"n{i}.capos.test"}],
-                        certKey=PrivateKeyImpl(ec.generate_private_key(
-                            ec.SECP256R1())),
-                        solver=Http01SolverImpl(table))).chain
+                    chain = await _order(acme, account,
+                                         f"n{i}.capos.test", table)
                     out.append(sans(leaf_of(await ders_of(chain))))
                 return out
 

@@ -48,7 +48,9 @@ def _listener() -> socket.socket:
     return sock
 
 
-def _stop_all() -> None:
+def _stop_all(listeners: dict[int, socket.socket] | None = None) -> None:
+    """Stop what the CA and tlsstaple builds left running, and close
+    ``listeners``."""
     for server in ca_service._RUNNING:
         server.stop()
     ca_service._RUNNING.clear()
@@ -58,6 +60,8 @@ def _stop_all() -> None:
         elif hasattr(item, "stop"):
             item.stop()
     tlsstaple._RUNNING.clear()
+    for sock in (listeners or {}).values():
+        sock.close()
 
 
 @contextlib.asynccontextmanager
@@ -193,9 +197,7 @@ def test_a_failed_bring_up_is_said_audited_and_tried_again(
                 await _until(lambda: refusing.calls >= 2)
                 return refusing.calls
             finally:
-                _stop_all()
-                for sock in listeners.values():
-                    sock.close()
+                _stop_all(listeners)
 
     try:
         calls = run(boot)
@@ -243,9 +245,7 @@ def test_a_bad_setting_or_missing_grant_still_fails_the_start(
         with pytest.raises(Exception) as info:
             run(go)
     finally:
-        _stop_all()
-        for sock in listeners.values():
-            sock.close()
+        _stop_all(listeners)
     for word in words:
         assert word in str(info.value), str(info.value)
     assert not tlsstaple._RUNNING
@@ -279,9 +279,7 @@ def test_a_failure_after_issuance_is_retried_without_issuing_again(
                 await _until(lambda: starts() >= 3)
                 return starts()
             finally:
-                _stop_all()
-                for sock in listeners.values():
-                    sock.close()
+                _stop_all(listeners)
 
     try:
         failures = run(boot)
