@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-from qemu.qmp import QMPClient
+from qemu.qmp import ConnectError, QMPClient
 
 from tools.proc import die_with_parent
 
@@ -259,8 +259,21 @@ class VM:
             if time.monotonic() > deadline:
                 raise VMError("QMP socket never appeared")
             await asyncio.sleep(0.02)
-        self._qmp = QMPClient("capos-vm")
-        await self._qmp.connect(str(self._qmp_sock))
+        # QEMU binds the socket before it listens: a connect in between
+        # is refused (seen once in ``make bench``), so try until the
+        # deadline while QEMU lives.
+        while True:
+            qmp = QMPClient("capos-vm")
+            try:
+                await qmp.connect(str(self._qmp_sock))
+            except ConnectError as err:
+                self._check_alive()
+                if time.monotonic() > deadline:
+                    raise VMError(f"QMP never answered: {err}") from err
+                await asyncio.sleep(0.02)
+                continue
+            self._qmp = qmp
+            return
 
     def qmp(self, cmd: str, **args: object) -> object:
         """Run one QMP command and return its result."""

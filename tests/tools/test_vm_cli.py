@@ -6,8 +6,11 @@ process writing the console log; no QEMU here)."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -161,3 +164,52 @@ def test_slowest_imports_parses_importtime_lines() -> None:
         {"module": "services._runtime.clock", "self_ms": 3.6,
          "cumulative_ms": 18.0}]
     assert slowest_imports(console[:1]) == []
+
+
+def test_qmp_connect_waits_out_a_bound_socket_not_yet_listening(
+        tmp_path: Path) -> None:
+    """QEMU binds its QMP socket before it listens; a connect in between
+    is refused. The harness tries again instead of failing the boot
+    (fault injected: a socket that listens 0.3 s after it is bound, then
+    speaks the QMP greeting and capabilities exchange)."""
+    vm = VM(tmp_path / "image")
+    vm._proc = subprocess.Popen(["sleep", "30"])
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(vm._qmp_sock))
+    said: list[bytes] = []
+
+    def qemu_late() -> None:
+        time.sleep(0.3)
+        server.listen(1)
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(b'{"QMP": {"version": {"qemu": {"micro": 0, '
+                         b'"minor": 2, "major": 7}, "package": ""}, '
+                         b'"capabilities": []}}\r\n')
+            # QMP is a stream of JSON values, not lines.
+            buf = b""
+            while True:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                buf += chunk
+                try:
+                    said.append(json.loads(buf))
+                except ValueError:
+                    continue
+                break
+            conn.sendall(json.dumps({"return": {},
+                                     "id": said[0].get("id")}).encode()
+                         + b"\r\n")
+            conn.recv(4096)
+
+    peer = threading.Thread(target=qemu_late, daemon=True)
+    peer.start()
+    try:
+        vm._loop.run_until_complete(vm._connect())
+        assert vm._qmp is not None
+        assert said[0]["execute"] == "qmp_capabilities"
+    finally:
+        vm.stop()
+        peer.join(5)
+        server.close()
