@@ -252,6 +252,12 @@ def test_system_reset_keeps_the_store_and_serves_it_without_issuance(
     assert after.error == "" and after.sha256 == first
     got = ops(records)
     assert got.count(("acme", "acmeClient", "order", "ok")) == 1
+    # The ACME stack was loaded once, for the first boot's order: the
+    # reset boot served its stored chain without it.
+    loads = [i for i, op in enumerate(got)
+             if op == ("acme", "acmeClient", "load", "ok")]
+    assert len(loads) == 1
+    assert loads[0] < got.index(("acme", "acmeClient", "order", "ok"))
     assert ("gateway", "gateway", "reuse", "ok") in got
     reuse = next(r for r in records if r["operation"] == "reuse")
     assert reuse["subject"] == ["gateway", first]
