@@ -6,7 +6,9 @@ Console protocol (one line each, read by the harness on the serial port):
   (``services-forked isolated=yes`` under ``--isolate``; ``started
   <service>`` as each service's start returns);
 - ``CAPOS-FATAL <reason>: <detail>``: the boot stopped; nothing runs;
-- ``CAPOS-READY services=<a,b,...> t=<seconds>``: every service is up;
+- ``CAPOS-READY services=<a,b,...> t=<seconds>``: every service is up
+  (then the kernel's ``uptime``, the CPU's ``idle`` seconds since boot
+  and memory figures);
 - ``CAPOS-EXIT <service> status=<n>``: a service process ended;
 - ``CAPOS-MEM peak_kb=<n> used_kb=<n>``: the services' memory cgroup
   peak grew by a MiB or more since the last such line (``used_kb`` is
@@ -52,10 +54,11 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
-def uptime() -> str:
-    """The kernel's uptime, so stage times line up with /init's."""
+def uptime(field: int = 0) -> str:
+    """The kernel's uptime, so stage times line up with /init's; with
+    ``field=1``, the seconds the CPU has been idle since boot."""
     try:
-        return Path("/proc/uptime").read_text().split()[0]
+        return Path("/proc/uptime").read_text().split()[field]
     except (OSError, IndexError):
         return "?"
 
@@ -181,7 +184,8 @@ async def supervise(procs: list[system.Process], manifest: Any,
     names = ",".join(p.spec.name for p in procs)
     peak = memory_peak_kb()
     say(f"CAPOS-READY services={names} t={time.monotonic() - _T0:.3f} "
-        f"uptime={uptime()} mem_used_kb={memory_used_kb()} "
+        f"uptime={uptime()} idle={uptime(1)} "
+        f"mem_used_kb={memory_used_kb()} "
         f"mem_peak_kb={peak}")
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
