@@ -3,9 +3,10 @@
 - ``init_prefork_imports``: CPU a fresh ``python3 -S`` interpreter spends
   importing what capos-init imports before it forks the services: its
   own modules (``services.init.__main__``), the manifest check
-  (``bootmanifest.sign`` and the manifest schema) and every service
+  (``bootmanifest.sign`` and the manifest schema), every service
   module ``bootmanifest/services.json`` names, through the same
-  ``host.load_build`` capos-init's spawn uses. Median of :data:`N`
+  ``host.load_build`` capos-init's spawn uses, and the modules spawn
+  adds (``services.init.system.PREFORK_EXTRA``). Median of :data:`N`
   interpreters, after one that writes the bytecode caches (the image
   ships compiled ``.pyc``). The host figure is a proxy: under TCG the
   guest spends about 15 times as long.
@@ -37,6 +38,8 @@ from services._runtime import host, schema
 schema.manifest()
 for s in graph.parse(build.SERVICES_FILE.read_bytes()):
     host.load_build(s.module)
+for name in services.init.system.PREFORK_EXTRA:
+    __import__(name)
 print(time.process_time() - c0)
 """
 

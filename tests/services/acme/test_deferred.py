@@ -45,7 +45,7 @@ from services._runtime import host, schema
 schema.manifest()
 for s in graph.parse(build.SERVICES_FILE.read_bytes()):
     host.load_build(s.module)
-for extra in sys.argv[2:]:
+for extra in services.init.system.PREFORK_EXTRA + tuple(sys.argv[2:]):
     __import__(extra)
 import json
 print(json.dumps(sorted(m for m in sys.modules
