@@ -26,12 +26,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 N = 9
 
-#: Run in the fresh interpreter; prints the CPU seconds it spent.
-_PROBE = """\
-import time
-c0 = time.process_time()
+#: capos-init's pre-fork imports, as a script for a fresh ``python3
+#: -S`` (also the tests' probe of what that set holds).
+PREFORK_IMPORTS = """\
 import gc
 gc.disable()
+from services.init import prefork
+prefork.hold()
 import services.init.__main__
 from bootmanifest import build, graph, sign
 from services._runtime import host, schema
@@ -40,8 +41,11 @@ for s in graph.parse(build.SERVICES_FILE.read_bytes()):
     host.load_build(s.module)
 for name in services.init.system.PREFORK_EXTRA:
     __import__(name)
-print(time.process_time() - c0)
 """
+
+#: Run in the fresh interpreter; prints the CPU seconds it spent.
+_PROBE = ("import time\nc0 = time.process_time()\n" + PREFORK_IMPORTS
+          + "print(time.process_time() - c0)\n")
 
 
 def prefork_import_seconds() -> list[float]:

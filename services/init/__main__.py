@@ -30,6 +30,9 @@ if __name__ == "__main__":
     # imports made; from then on every process's collections are made
     # by its event loop (services._runtime.loop.run).
     gc.disable()
+    # Keep Debian's OpenSSL out of that import set (see the module).
+    from services.init import prefork
+    prefork.hold()
 
 import argparse
 import asyncio

@@ -40,6 +40,7 @@ from bootmanifest import graph
 from bootmanifest.errors import ManifestError
 from services._runtime import boundary, host
 from services._runtime.schema import runtime
+from services.init import prefork as prefork_imports
 
 
 class BootError(Exception):
@@ -307,6 +308,9 @@ def spawn(
         for name in PREFORK_EXTRA:
             importlib.import_module(name)
         gc.freeze()
+        # A service may import what capos-init held back (the ACME
+        # client imports ssl on its first call).
+        prefork_imports.release()
     procs: list[Process] = []
     try:
         for index, spec in enumerate(order):

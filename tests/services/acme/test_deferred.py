@@ -27,6 +27,7 @@ from services.x509.trust import Anchor, TrustStoreCore
 from services.x509.truststore_impl import TrustStoreImpl
 from tests.services.acme.harness import client_for, pebble_anchor
 from tests.services.x509.rpc import run, serve
+from tools.bench_imports import PREFORK_IMPORTS
 from tools.pebble import Pebble
 
 REPO = Path(__file__).resolve().parents[3]
@@ -35,17 +36,12 @@ REPO = Path(__file__).resolve().parents[3]
 #: it pulls in that no other service imports).
 STACK = ("acme", "josepy", "requests", "urllib3", "charset_normalizer")
 
-#: capos-init's pre-fork import set, as tools/bench_imports.py measures
-#: it; prints which of the given packages it loaded.
-PROBE = """\
+#: capos-init's pre-fork import set (tools/bench_imports.py's), then
+#: any extra modules; prints which of the given packages it loaded.
+PROBE = PREFORK_IMPORTS + """\
 import sys
-import services.init.__main__
-from bootmanifest import build, graph, sign
-from services._runtime import host, schema
-schema.manifest()
-for s in graph.parse(build.SERVICES_FILE.read_bytes()):
-    host.load_build(s.module)
-for extra in services.init.system.PREFORK_EXTRA + tuple(sys.argv[2:]):
+prefork.release()  # as spawn does before it forks
+for extra in sys.argv[2:]:
     __import__(extra)
 import json
 print(json.dumps(sorted(m for m in sys.modules
