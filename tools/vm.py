@@ -281,6 +281,25 @@ class VM:
         return self._loop.run_until_complete(
             self._qmp.execute(cmd, args or None))
 
+    def translation(self) -> dict[str, int]:
+        """QEMU's TCG translation counters so far (HMP ``info jit``):
+        ``blocks`` translated, ``invalidated`` and ``code_bytes`` of
+        host code generated. Under TCG each guest basic block is
+        translated the first time it runs, and that costs far more than
+        running it, so the count tracks how much distinct code a boot
+        runs; unlike seconds, it hardly moves with the host's load."""
+        text = str(self.qmp("human-monitor-command",
+                            **{"command-line": "info jit"}))
+        out = {}
+        for key, label in (("blocks", "TB count"),
+                           ("invalidated", "TB invalidate count"),
+                           ("code_bytes", "gen code size")):
+            m = re.search(rf"^{label}\s+(\d+)", text, re.M)
+            if m is None:
+                raise VMError(f"info jit has no {label!r}: {text[:200]}")
+            out[key] = int(m.group(1))
+        return out
+
     def set_link(self, up: bool, name: str = "n0") -> None:
         """QMP ``set_link``: take a netdev's link (and its NIC's) down or
         bring it back; the guest sees the carrier change."""
@@ -522,8 +541,17 @@ def _boot(args: argparse.Namespace) -> int:
             append=" ".join([f"capos.setting={s}" for s in settings]
                             + args.kernel_arg),
             data_disk=disk)
-    if not args.json:
-        vm.progress = lambda line: print(f"  guest {line}", flush=True)
+    blocks: dict[str, int] = {}
+
+    def progress(line: str) -> None:
+        if args.translation:
+            blocks[line] = vm.translation()["blocks"]
+        if not args.json:
+            tail = (f"  [{blocks[line]} blocks]" if args.translation
+                    else "")
+            print(f"  guest {line}{tail}", flush=True)
+
+    vm.progress = progress
     with vm:
         info: dict[str, object] = {
             "boot_seconds": round(vm.boot_seconds, 2),
@@ -540,6 +568,9 @@ def _boot(args: argparse.Namespace) -> int:
                                  if ln.startswith("capos-boot:")]
         stages = [ln for ln in console if ln.startswith("CAPOS-STAGE ")]
         info["stages"] = stages
+        if args.translation:
+            info["translation"] = vm.translation()
+            info["translation_blocks_by_line"] = blocks
         slowest = slowest_imports(console)
         if slowest:
             info["slowest_imports"] = slowest
@@ -549,6 +580,11 @@ def _boot(args: argparse.Namespace) -> int:
             print(f"ready in {info['boot_seconds']} s: {vm.ready_line}")
             for ln in stages:
                 print(f"  {ln}")
+            if args.translation:
+                t = vm.translation()
+                print(f"translated {t['blocks']} blocks by now "
+                      f"({t['invalidated']} invalidated, "
+                      f"{t['code_bytes'] / 2**20:.1f} MiB host code)")
             for imp in slowest:
                 print(f"  import {imp['module']}: {imp['self_ms']} ms "
                       f"(with what it imports {imp['cumulative_ms']} ms)")
@@ -630,6 +666,11 @@ def _main(argv: list[str] | None) -> int:
                    help="an extra kernel command-line word (repeatable), "
                    "e.g. capos.debug=importtime: every Python import's "
                    "time on the console")
+    b.add_argument("--translation", action="store_true",
+                   help="also report QEMU's translation-block count at "
+                   "each boot stage (HMP `info jit`): how much distinct "
+                   "guest code ran, a figure the host's load hardly "
+                   "moves")
     b.add_argument("--data-disk", type=Path, default=None, metavar="IMG",
                    help="attach this data disk (made fresh if missing)")
     a = ap.parse_args(argv)

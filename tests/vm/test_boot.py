@@ -58,7 +58,7 @@ def test_boot_command_reports_the_full_image_ready_on_a_data_disk(
     proc = subprocess.run(
         [sys.executable, "-m", "tools.vm", "boot", "--image",
          str(image_dir), "--data-disk", str(disk), "--json",
-         "--kernel-arg", "capos.debug=importtime"],
+         "--kernel-arg", "capos.debug=importtime", "--translation"],
         capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     info = json.loads(proc.stdout)
@@ -78,6 +78,15 @@ def test_boot_command_reports_the_full_image_ready_on_a_data_disk(
     assert len(slowest) == 10
     assert all(s["self_ms"] > 0 for s in slowest)
     assert slowest == sorted(slowest, key=lambda s: -s["self_ms"])
+    # --translation: QEMU's block count at each progress line, growing
+    # as the boot runs new code, and the total when it reported.
+    by_line = info["translation_blocks_by_line"]
+    ready_blocks = by_line[info["ready"]]
+    counts = list(by_line.values())
+    assert counts == sorted(counts) and counts[0] > 0
+    assert counts[-1] == ready_blocks
+    assert 0 < ready_blocks <= info["translation"]["blocks"]
+    assert info["translation"]["code_bytes"] > 0
 
 
 def test_boot_command_names_a_missing_image(tmp_path: Path) -> None:
