@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 
 from cryptography import x509
 
+from services._runtime import deferred
 
-@dataclasses.dataclass(frozen=True)
+
+@deferred.dataclass(frozen=True)
 class RevokedEntry:
     """One revokedCertificates entry; reason is a schema
     ``RevocationReason`` name."""
@@ -18,7 +19,7 @@ class RevokedEntry:
     reason: str = "unspecified"
 
 
-@dataclasses.dataclass(frozen=True)
+@deferred.dataclass(frozen=True)
 class CheckedCrl:
     """A CRL whose signature, issuer, freshness and extensions passed.
 

@@ -27,11 +27,11 @@ Rules, in order:
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 
 from cryptography import x509
 
+from services._runtime import deferred
 from services.crl.errors import CrlError
 from services.crl.policy import check_crl, lookup
 from services.ocsp.errors import Problem, Reason, RevocationError, ServiceError
@@ -41,7 +41,7 @@ from services.ocsp.policy import check_response
 SHORT_LIVED = dt.timedelta(days=10)
 
 
-@dataclasses.dataclass(frozen=True)
+@deferred.dataclass(frozen=True)
 class RevocationPolicy:
     """The revocation part of a verification policy.
 
@@ -61,7 +61,7 @@ class RevocationPolicy:
     allow_sha1: bool = True
 
 
-@dataclasses.dataclass(frozen=True)
+@deferred.dataclass(frozen=True)
 class RevocationEvidence:
     """Why revocation passed, or that it soft-failed.
 

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from services._runtime import deferred
 from services.x509.errors import CertificateParseError
 
 T = TypeVar("T")
@@ -88,7 +89,7 @@ KEY_USAGE_FLAGS = (
 )
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
+@deferred.dataclass(frozen=True, eq=False)
 class DistinguishedNameValue:
     """An X.501 Name: DER, and lazily its RDNs and RFC 4514 text.
 
@@ -179,7 +180,7 @@ def _path_values(found: dict[str, x509.Extension[Any]]) -> dict[str, Any]:
     }
 
 
-@dataclasses.dataclass(frozen=True)
+@deferred.dataclass(frozen=True)
 class GeneralNameValue:
     """One GeneralName; ``kind`` is the schema union member name."""
 
@@ -187,7 +188,7 @@ class GeneralNameValue:
     value: NameValue
 
 
-@dataclasses.dataclass(frozen=True)
+@deferred.dataclass(frozen=True)
 class SctValue:
     """An embedded SCT (RFC 6962 section 3.3)."""
 

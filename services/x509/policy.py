@@ -81,6 +81,7 @@ from cryptography import exceptions as cexc
 from cryptography import x509
 from cryptography.x509 import verification as pv
 
+from services._runtime import deferred
 from services.crl.errors import CrlError
 from services.crl.policy import check_crl, lookup
 from services.ocsp import errors as ocsp_errors
@@ -204,7 +205,7 @@ PRESETS = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
+@deferred.dataclass(frozen=True)
 class VerifiedPath:
     """A chain that passed: leaf first, anchor last."""
 
@@ -258,7 +259,7 @@ def dedupe(certs: Sequence[ParsedCertificate],
     return out[:cap]
 
 
-@dataclasses.dataclass(frozen=True)
+@deferred.dataclass(frozen=True)
 class Pool:
     """The intermediates pyca may use, and what was left out."""
 

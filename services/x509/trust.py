@@ -21,6 +21,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Iterable, Mapping
 
+from services._runtime import deferred
 from services.x509.errors import PolicyRejectedError, Reason
 from services.x509.model import ParsedCertificate
 
@@ -80,7 +81,7 @@ def content_digest(anchors: Iterable[Anchor]) -> bytes:
     return hashlib.sha256("\n".join(lines).encode()).digest()
 
 
-@dataclasses.dataclass(frozen=True)
+@deferred.dataclass(frozen=True)
 class Filter:
     """Mirror of schema TrustFilter; empty lists mean "no constraint"."""
 
@@ -172,7 +173,7 @@ class TrustStoreCore:
                               if flt.admits(a))
 
 
-@dataclasses.dataclass(frozen=True)
+@deferred.dataclass(frozen=True)
 class Excluded:
     """An anchor left out of path building for one leaf, and why.
 
@@ -196,7 +197,7 @@ class Excluded:
                 f"{self.leaf_not_before.isoformat()}")
 
 
-@dataclasses.dataclass(frozen=True)
+@deferred.dataclass(frozen=True)
 class PurposeView:
     """A store's anchors split for one purpose; computed once per store
     content and purpose, then reused for every leaf."""

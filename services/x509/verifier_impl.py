@@ -54,6 +54,7 @@ import dataclasses
 import hashlib
 from typing import Any
 
+from services._runtime import deferred
 from services._runtime.audit import AuditEvent, AuditSink
 from services._runtime.clock import Clock, epoch_seconds, from_epoch
 from services._runtime.schema import pki
@@ -100,7 +101,7 @@ def preset_name(policy: VerificationPolicy) -> str:
     return next((n for n, p in PRESETS.items() if p == policy), "custom")
 
 
-@dataclasses.dataclass
+@deferred.dataclass()
 class _Entry:
     """One cached store content: its anchors and per-purpose views."""
 
@@ -114,7 +115,7 @@ class _Entry:
         return view
 
 
-@dataclasses.dataclass(frozen=True)
+@deferred.dataclass(frozen=True)
 class CacheStats:
     """How often the anchor cache answered (for tests and the bench)."""
 
