@@ -26,4 +26,9 @@ interface ServiceHost {
 
   status @1 () -> (name :Text, pid :UInt32, ready :Bool);
   # Liveness, for init's supervision and the harness's report.
+
+  ready @2 () -> ();
+  # Every service has started. Called once on each, after the last
+  # start returned: work a service puts off until the whole system is up
+  # (an endpoint's certificate, an ACME order) may begin.
 }

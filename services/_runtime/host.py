@@ -89,6 +89,12 @@ class CapnpAuditSink:
             await asyncio.gather(*list(self._pending))
 
 
+def _already_ready() -> asyncio.Event:
+    ready = asyncio.Event()
+    ready.set()
+    return ready
+
+
 @dataclasses.dataclass
 class ServiceContext:
     """What a service is given, and all it is given."""
@@ -105,6 +111,12 @@ class ServiceContext:
     #: open file descriptors of the virtio-serial ports granted to the
     #: service, by port name (``devices`` in its manifest entry).
     devices: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: set once every service has started (init's ``ready`` call, sent
+    #: as it says CAPOS-READY); already set for a context made without
+    #: init. Work a service's start sets off but need not finish before
+    #: the system is up waits for it: on one CPU it would otherwise run
+    #: while the services after it start, and hold up the ready line.
+    ready: asyncio.Event = dataclasses.field(default_factory=_already_ready)
 
     def cap(self, name: str, interface: Any) -> Any:
         """The granted capability ``name``, typed as ``interface``."""
@@ -133,6 +145,7 @@ class ServiceHostImpl(runtime().ServiceHost.Server):  # type: ignore[misc]
         self._listeners = listeners or {}
         self._devices = devices or {}
         self._started = False
+        self._ready = asyncio.Event()
         self._exports: dict[str, Any] = {}
 
     async def start(self, grants: Any, inputs: Any, _context: Any,
@@ -163,6 +176,7 @@ class ServiceHostImpl(runtime().ServiceHost.Server):  # type: ignore[misc]
             name=self._name, grants=granted, inputs=data,
             settings=settings, clock=SystemClock(), audit=sink,
             listeners=self._listeners, devices=self._devices,
+            ready=self._ready,
         )
         self._exports = await self._build(ctx)
         _context.results.exports = [
@@ -174,6 +188,9 @@ class ServiceHostImpl(runtime().ServiceHost.Server):  # type: ignore[misc]
         r.name = self._name
         r.pid = os.getpid()
         r.ready = self._started
+
+    async def ready(self, _context: Any, **kwargs: Any) -> None:
+        self._ready.set()
 
 
 def load_build(module: str) -> BuildFn:

@@ -3,7 +3,9 @@ renews it (RFC 8555 ordering; renewal times per DESIGN section 6).
 
 Its TLS key is a P-256 key kept in its own state directory (``stateDir``
 input, on the data disk; :mod:`services.gateway.keyfile`), handed to
-the ACME client as a ``PrivateKey`` capability held here. At start:
+the ACME client as a ``PrivateKey`` capability held here. Once every
+service has started (``ServiceContext.ready``, so capos-init's ready
+line does not wait on it):
 
 - if the granted ``certStore`` holds a chain under the handle
   ``gateway`` for this key, naming ``tlsName``, not expired
@@ -262,8 +264,10 @@ class Gateway:
         return await chain_ders((await store.get(handle=HANDLE)).chain)
 
     async def run(self) -> None:
-        # Imported here, once the gateway's start has returned (it starts
-        # last, so this runs after CAPOS-READY), not before capos-init's
+        # The chain and its renewal wait until every service has started
+        # (ctx.ready): capos-init's ready line does not wait on them.
+        await self.ctx.ready.wait()
+        # Imported here, after the system is up, not before capos-init's
         # fork: nothing else imports the renewal modules, which cost
         # 10.8M of the 719M instructions of the pre-fork imports
         # (callgrind).

@@ -358,14 +358,16 @@ async def wire(
     state_dirs: dict[str, str] | None = None,
     started: Callable[[str], None] | None = None,
 ) -> tuple[dict[tuple[str, str], Any], list[Any]]:
-    """Start each service with its grants; return every export and the
-    client objects that must stay alive while the system runs.
+    """Start each service with its grants, then tell every service the
+    system is up (``ready``); return every export and the client objects
+    that must stay alive while the system runs.
 
     :param started: called with a service's name once its start returned
         (capos-init prints a boot stage for it).
     """
     exports: dict[tuple[str, str], Any] = {}
     keep: list[Any] = []
+    hosts: list[Any] = []
     service_host_type = runtime().ServiceHost
     for proc in procs:
         spec = proc.spec
@@ -374,6 +376,7 @@ async def wire(
         keep.append(client)
         service_host = client.bootstrap().cast_as(service_host_type)
         keep.append(service_host)
+        hosts.append(service_host)
         grants = [
             {"name": g.name, "cap": exports[(g.provider, g.cap)]}
             for g in spec.grants
@@ -398,6 +401,10 @@ async def wire(
             exports[(spec.name, name)] = cap
         if started is not None:
             started(spec.name)
+    # Sent, not awaited: the caller says the system is ready first
+    # (capos-init's CAPOS-READY) and the work each service then begins
+    # does not hold that up. The calls stay alive in ``keep``.
+    keep.extend(h.ready() for h in hosts)
     return exports, keep
 
 

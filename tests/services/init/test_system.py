@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
 import pytest
 
 from services._runtime import loop
+from services._runtime.audit import MemoryAuditSink
+from services._runtime.clock import SystemClock
+from services._runtime.host import ServiceContext
 from services._runtime.schema import manifest as manifest_schema
 from services._runtime.schema import pki
 from services.init import system
@@ -126,6 +130,45 @@ def test_services_run_as_processes_and_audit_round_trips(tmp_path) -> None:
     assert nxt == 1
     assert '"operation": "probe"' in path.read_text()
     assert not alive(procs[0].pid)
+
+
+def test_services_hear_ready_once_every_service_started() -> None:
+    m = make_manifest([
+        AUDIT,
+        *({"name": name, "module": "tests.services.init.ready_service",
+           "grants": [("audit", "audit", "auditLog")]}
+          for name in ("first", "second")),
+    ])
+    order = system.start_order(system.specs_from_manifest(m))
+    procs = system.spawn(order)
+    try:
+        async def go() -> Any:
+            exports, keep = await system.wire(m, procs, {})
+            log = exports[("audit", "auditLog")].as_interface(pki().AuditLog)
+            records: list[Any] = []
+            for _ in range(200):
+                records = list((await log.since(0)).records)
+                if len(records) == 4:
+                    break
+                await asyncio.sleep(0.01)
+            del keep
+            return [(r.service, r.operation, r.detail) for r in records]
+
+        records = loop.run(go())
+    finally:
+        system.stop(procs)
+    # Neither was ready as it started (the second starts after the
+    # first); both heard it, after both had started.
+    assert sorted(records[:2]) == [("first", "start", "ready=False"),
+                                   ("second", "start", "ready=False")]
+    assert sorted(records[2:]) == [("first", "ready", ""),
+                                   ("second", "ready", "")]
+
+
+def test_a_context_made_without_init_is_ready() -> None:
+    ctx = ServiceContext(name="s", grants={}, inputs={}, settings={},
+                         clock=SystemClock(), audit=MemoryAuditSink())
+    assert ctx.ready.is_set()
 
 
 def test_failed_service_stops_everything() -> None:
