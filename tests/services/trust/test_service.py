@@ -1,9 +1,13 @@
 """The trust service seeds read-only stores from the manifest's root
-bundle, with each root's trust bits and distrust-after dates."""
+bundle, with each root's trust bits and distrust-after dates; the
+``webpki`` store parses its roots on its first call."""
 
 from __future__ import annotations
 
 from typing import Any
+
+import capnp
+import pytest
 
 from services._runtime.audit import MemoryAuditSink
 from services._runtime.clock import FakeClock, epoch_seconds
@@ -71,3 +75,28 @@ def test_exported_webpki_store_is_read_only_and_enforced() -> None:
     # Root A's server distrust date precedes the leaf's notBefore.
     assert reason == "unknownAnchor"
     assert "'Root A'" in detail and SERVER_CUTOFF.isoformat() in detail
+
+
+def context(roots: bytes) -> ServiceContext:
+    return ServiceContext(name="trust", grants={}, inputs={"roots": roots},
+                          settings={}, clock=FakeClock(f.T0),
+                          audit=MemoryAuditSink())
+
+
+def test_webpki_roots_are_parsed_on_the_first_call() -> None:
+    async def main() -> tuple[bool, int, bool]:
+        webpki = (await service.build(context(bundle())))["webpki"]
+        at_start = webpki.loaded
+        async with serve(webpki, pki().TrustStore) as client:
+            count = len((await client.anchors()).certs)
+        return at_start, count, webpki.loaded
+
+    assert run(main) == (False, 2, True)
+
+
+def test_a_malformed_bundle_still_fails_the_start() -> None:
+    async def main() -> None:
+        await service.build(context(b"not a root bundle, at all"))
+
+    with pytest.raises((capnp.KjException, ValueError)):
+        run(main)
