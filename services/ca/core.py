@@ -13,7 +13,6 @@ never signs with a certificate about to expire.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import os
 import threading
@@ -25,6 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from services._runtime import deferred
 from services._runtime.clock import Clock
 from services.ca import issuer
 from services.ca.model import Admitted, CAConfig, IssuedRecord, name_text
@@ -33,7 +33,7 @@ from services.ca.store import CADirectory
 RandomSource = Callable[[int], bytes]
 
 
-@dataclasses.dataclass(frozen=True)
+@deferred.dataclass(frozen=True)
 class ResponderCredential:
     """The delegated OCSP signer's key and certificate."""
 

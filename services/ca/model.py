@@ -16,6 +16,8 @@ import ipaddress
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
+from services._runtime import deferred
+
 #: The subtree and SAN forms the CA understands.
 SubjectName = x509.DNSName | x509.IPAddress
 
@@ -49,7 +51,7 @@ class IssuancePolicy:
                 raise ValueError(f"unsupported subtree {gn!r}")
 
 
-@dataclasses.dataclass(frozen=True)
+@deferred.dataclass(frozen=True)
 class Narrowing:
     """What a holder asks ``narrow`` for; zero or empty keeps the
     wider policy's value (the schema's defaults)."""
@@ -61,7 +63,7 @@ class Narrowing:
     must_staple: bool = False
 
 
-@dataclasses.dataclass(frozen=True)
+@deferred.dataclass(frozen=True)
 class ParsedRequest:
     """An issuance request, parsed.
 
@@ -83,7 +85,7 @@ class ParsedRequest:
     purposes: tuple[str, ...]
 
 
-@dataclasses.dataclass(frozen=True)
+@deferred.dataclass(frozen=True)
 class Admitted:
     """A request the policy admitted: exactly what will be signed."""
 
@@ -94,7 +96,7 @@ class Admitted:
     must_staple: bool
 
 
-@dataclasses.dataclass(frozen=True)
+@deferred.dataclass(frozen=True)
 class IssuedRecord:
     """One row of the issuance database."""
 

@@ -8,12 +8,13 @@ schema's ``OcspStatus`` and ``RevocationReason`` enumerants.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 
 from cryptography import x509
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID
+
+from services._runtime import deferred
 
 STATUS_NAMES = {
     ocsp.OCSPCertStatus.GOOD: "good",
@@ -23,7 +24,7 @@ STATUS_NAMES = {
 
 
 
-@dataclasses.dataclass(frozen=True)
+@deferred.dataclass(frozen=True)
 class CheckedResponse:
     """A response whose signature, signer, CertID and freshness passed.
 
@@ -53,7 +54,7 @@ class CheckedResponse:
         return self.this_update + self.validity / 2
 
 
-@dataclasses.dataclass(frozen=True)
+@deferred.dataclass(frozen=True)
 class StatusAnswer:
     """What a responder's status source says about one serial."""
 

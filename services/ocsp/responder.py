@@ -17,7 +17,6 @@ response bytes out. Rules it keeps:
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
+from services._runtime import deferred
 from services.ocsp.model import StatusAnswer
 from services.ocsp.policy import issuer_hashes
 from services.x509.model import REVOCATION_REASONS
@@ -37,7 +37,7 @@ _STATUS = {"good": ocsp.OCSPCertStatus.GOOD,
            "unknown": ocsp.OCSPCertStatus.UNKNOWN}
 
 
-@dataclasses.dataclass(frozen=True)
+@deferred.dataclass(frozen=True)
 class Signer:
     """A key and the certificate that authorises it to sign responses."""
 
