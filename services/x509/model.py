@@ -149,35 +149,56 @@ def _dotted(oid: x509.ObjectIdentifier) -> str:
     return text
 
 
-def _path_values(found: dict[str, x509.Extension[Any]]) -> dict[str, Any]:
-    """What :attr:`ParsedCertificate.extensions` keeps of ``found``."""
-    ekus: tuple[str, ...] = ()
+#: Extension value class -> dotted OID of the extensions cryptography
+#: decodes to that class (each such class names its OID), so a decoded
+#: extension is filed by its value's class: reading the class costs less
+#: than hashing a new ObjectIdentifier. Filled on first sight of a
+#: class; undecoded (UnrecognizedExtension) values are filed by OID.
+_OID_OF_CLASS: dict[type, str] = {}
+
+
+def _extension_key(ext: x509.Extension[Any]) -> str:
+    """``ext``'s dotted OID, learning its value's class on the way."""
+    oid = ext.oid
+    text = _dotted(oid)
+    kind = type(ext.value)
+    if kind is not x509.UnrecognizedExtension and (
+            getattr(kind, "oid", None) == oid):
+        _OID_OF_CLASS[kind] = text
+    return text
+
+
+def _keep_path_values(into: dict[str, Any],
+                      found: dict[str, x509.Extension[Any]]) -> None:
+    """Write what :attr:`ParsedCertificate.extensions` keeps of
+    ``found`` into ``into`` (the certificate's instance dict)."""
     ext = found.get(_EKU)
-    if ext is not None and ext.value:
-        ekus = tuple(_dotted(o) for o in ext.value)
+    if ext is None:
+        into["ekus"] = ()
+    else:
+        dotted = _DOTTED.get
+        into["ekus"] = tuple([dotted(o) or _dotted(o) for o in ext.value])
+    # "is not None" first: a failing isinstance on an ABC (these are)
+    # is a slow call, a passing one on the exact class a fast one.
     ext = found.get(_BC)
-    bc = None if ext is None else ext.value
+    value = None if ext is None else ext.value
+    into["is_ca"] = (value is not None
+                     and isinstance(value, x509.BasicConstraints)
+                     and bool(value.ca))
     ext = found.get(_SKI)
-    ski = None if ext is None else ext.value
+    value = None if ext is None else ext.value
+    into["ski"] = (value.digest if value is not None and isinstance(
+        value, x509.SubjectKeyIdentifier) else None)
     ext = found.get(_AKI)
-    aki = None if ext is None else ext.value
+    value = None if ext is None else ext.value
+    into["aki_key_id"] = (value.key_identifier if value is not None
+                          and isinstance(value, x509.AuthorityKeyIdentifier)
+                          else None)
     loose: tuple[str, ...] = ()
     if _POLICY_CONSTRAINTS in found or _INHIBIT_ANY in found:
         loose = tuple(oid for oid in MUST_BE_CRITICAL
                       if oid in found and not found[oid].critical)
-    # "is not None" first: a failing isinstance on an ABC (these are)
-    # is a slow call, a passing one on the exact class a fast one.
-    return {
-        "ekus": ekus,
-        "is_ca": bc is not None and isinstance(bc, x509.BasicConstraints)
-        and bool(bc.ca),
-        "ski": (ski.digest if ski is not None
-                and isinstance(ski, x509.SubjectKeyIdentifier) else None),
-        "aki_key_id": (aki.key_identifier if aki is not None
-                       and isinstance(aki, x509.AuthorityKeyIdentifier)
-                       else None),
-        "noncritical_must_be_critical": loose,
-    }
+    into["noncritical_must_be_critical"] = loose
 
 
 @deferred.dataclass(frozen=True)
@@ -200,7 +221,7 @@ class SctValue:
     signature_algorithm: str
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
+@dataclasses.dataclass(frozen=True, eq=False, init=False)
 class ParsedCertificate:
     """Everything the platform reads from one certificate.
 
@@ -212,6 +233,14 @@ class ParsedCertificate:
 
     der: bytes
     cert: x509.Certificate = dataclasses.field(repr=False)
+
+    def __init__(self, der: bytes, cert: x509.Certificate) -> None:
+        # The fields go straight into the instance dict: the generated
+        # frozen __init__ sets each through object.__setattr__ (a
+        # fifth of what a parse costs beyond cryptography's own).
+        fields = self.__dict__
+        fields["der"] = der
+        fields["cert"] = cert
 
     @once
     def serial_number(self) -> int:
@@ -236,14 +265,14 @@ class ParsedCertificate:
         :attr:`noncritical_must_be_critical`) are kept in the same
         pass: one step instead of one lazy read each.
         """
-        dotted = _DOTTED.get
+        key_of = _OID_OF_CLASS.get
         try:
-            found = {dotted(e.oid) or _dotted(e.oid): e
+            found = {key_of(type(e.value)) or _extension_key(e): e
                      for e in self.cert.extensions}
         except (ValueError, TypeError, x509.DuplicateExtension,
                 x509.UnsupportedGeneralNameType) as err:
             raise _malformed(err) from err
-        self.__dict__.update(_path_values(found))
+        _keep_path_values(self.__dict__, found)
         return found
 
     def _with_extensions(self, name: str) -> Any:
@@ -272,18 +301,24 @@ class ParsedCertificate:
     @once
     def names(self) -> tuple[bytes, bytes]:
         """(issuer DER, subject DER), cut from the certificate DER
-        (:attr:`subject`, :attr:`issuer` and :attr:`is_self_issued`
-        are kept with them: path checks read them together)."""
+        (:attr:`issuer_der`, :attr:`subject_der` and
+        :attr:`is_self_issued` are kept with them: path checks read
+        them together; :attr:`subject` and :attr:`issuer` are built on
+        their first read, which the path checks do not make)."""
         issuer, subject = found = cert_names(self.der)
-        # The names' sources read the cryptography certificate, never
-        # self: a closure over self would make every read certificate a
-        # reference cycle, left for the cyclic collector when dropped.
-        cert = self.cert
-        self.__dict__.update(
-            subject=DistinguishedNameValue(subject, lambda: cert.subject),
-            issuer=DistinguishedNameValue(issuer, lambda: cert.issuer),
-            is_self_issued=issuer == subject)
+        self.__dict__.update(issuer_der=issuer, subject_der=subject,
+                             is_self_issued=issuer == subject)
         return found
+
+    @once
+    def issuer_der(self) -> bytes:
+        """The issuer Name as encoded (RFC 5280 section 4.1.2.4)."""
+        return self.names[0]
+
+    @once
+    def subject_der(self) -> bytes:
+        """The subject Name as encoded (RFC 5280 section 4.1.2.6)."""
+        return self.names[1]
 
     def _value(self, oid: str) -> Any:
         ext = self.extensions.get(oid)
@@ -291,13 +326,16 @@ class ParsedCertificate:
 
     @once
     def subject(self) -> DistinguishedNameValue:
-        _ = self.names  # which keeps both names
-        return self.__dict__["subject"]  # type: ignore[no-any-return]
+        # The name's source reads the cryptography certificate, never
+        # self: a closure over self would make every read certificate a
+        # reference cycle, left for the cyclic collector when dropped.
+        cert = self.cert
+        return DistinguishedNameValue(self.subject_der, lambda: cert.subject)
 
     @once
     def issuer(self) -> DistinguishedNameValue:
-        _ = self.names
-        return self.__dict__["issuer"]  # type: ignore[no-any-return]
+        cert = self.cert
+        return DistinguishedNameValue(self.issuer_der, lambda: cert.issuer)
 
     @once
     def serial(self) -> bytes:

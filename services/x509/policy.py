@@ -293,10 +293,10 @@ def candidate_pool(leaf: ParsedCertificate,
             distinct.append(cert)
     by_subject: dict[bytes, list[ParsedCertificate]] = {}
     for cert in distinct:
-        by_subject.setdefault(cert.subject.der, []).append(cert)
+        by_subject.setdefault(cert.subject_der, []).append(cert)
     taken: list[ParsedCertificate] = []
     seen_names: set[bytes] = set()
-    frontier = [leaf.issuer.der]
+    frontier = [leaf.issuer_der]
     truncated = False
     while frontier and not truncated:
         following: list[bytes] = []
@@ -309,7 +309,7 @@ def candidate_pool(leaf: ParsedCertificate,
                     truncated = True
                     break
                 taken.append(cert)
-                following.append(cert.issuer.der)
+                following.append(cert.issuer_der)
             if truncated:
                 break
         frontier = following
@@ -761,7 +761,7 @@ def _issued_by(child: ParsedCertificate, parent: ParsedCertificate) -> bool:
 def _legacy_signature_ok(child: ParsedCertificate,
                          parent: ParsedCertificate) -> bool:
     from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-    if child.issuer.der != parent.subject.der:
+    if child.issuer_der != parent.subject_der:
         return False
     cert = child.cert
     key = parent.cert.public_key()
@@ -828,10 +828,10 @@ class _Search:
     def walk(self, chain: list[ParsedCertificate]
              ) -> list[ParsedCertificate] | None:
         cert = chain[-1]
-        issuer = cert.issuer.der
+        issuer = cert.issuer_der
         named = verified = 0
         for anchor in self.anchors:
-            if anchor.subject.der != issuer:
+            if anchor.subject_der != issuer:
                 continue
             if self.budget <= 0:
                 return None
@@ -842,7 +842,7 @@ class _Search:
             self.forged = True
         if len(chain) + 1 < self.max_len:
             named_pool = [c for c in self.pool
-                          if c.subject.der == issuer and c not in chain]
+                          if c.subject_der == issuer and c not in chain]
             if len(named_pool) > 1:
                 # Likeliest first, as pyca and Go order them: AKI = SKI.
                 aki = cert.aki_key_id
@@ -969,12 +969,12 @@ def _check_ca_crls(path: Sequence[ParsedCertificate],
     against their issuers' CRLs; what was unusable, as notes."""
     notes = []
     for cert, issuer in itertools.pairwise(path[1:]):
-        der = by_issuer.get(cert.issuer.der)
+        der = by_issuer.get(cert.issuer_der)
         if der is None:
-            if cert.issuer.der in problems:
+            if cert.issuer_der in problems:
                 notes.append(f"crl of {issuer.subject.rfc4514} unusable "
                              f"for {_who(cert)}: "
-                             f"{problems[cert.issuer.der]}")
+                             f"{problems[cert.issuer_der]}")
             continue
         try:
             entry = lookup(check_crl(der, issuer.cert, at, skew=rev.skew,
@@ -1022,9 +1022,9 @@ def decide_revocation(verified: VerifiedPath, at: dt.datetime,
     problems = crl_problems or {}
     ca_notes = _check_ca_crls(path, by_issuer, problems, at, rev)
     extra = [*notes, *ca_notes]
-    if len(path) >= 2 and path[0].issuer.der in problems:
+    if len(path) >= 2 and path[0].issuer_der in problems:
         extra.append(f"crl of {path[1].subject.rfc4514} unusable: "
-                     f"{problems[path[0].issuer.der]}")
+                     f"{problems[path[0].issuer_der]}")
     if len(path) < 2:  # the leaf is itself a trust anchor
         found = evidence.RevocationEvidence("good", "anchor",
                                             "stapledAbsent")
@@ -1033,7 +1033,7 @@ def decide_revocation(verified: VerifiedPath, at: dt.datetime,
         try:
             found = evidence.check_revocation(
                 leaf.cert, issuer.cert, at, rev, staple=staple,
-                fetched=fetched, crl=by_issuer.get(leaf.issuer.der))
+                fetched=fetched, crl=by_issuer.get(leaf.issuer_der))
         except ocsp_errors.RevocationError as err:
             context = {k: v for k, v in err.context.items()
                        if k != "serial"}  # _fail writes it, as hex
