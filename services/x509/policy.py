@@ -75,7 +75,7 @@ import functools
 import ipaddress
 import itertools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography import exceptions as cexc
 from cryptography import x509
@@ -287,10 +287,10 @@ def candidate_pool(leaf: ParsedCertificate,
         if cert.der in skip or not cert.is_ca:
             continue
         skip.add(cert.der)
-        if _algorithm_problem(cert, policy, "intermediate"):
-            refused.append(cert)
-        else:
+        if _algorithm_allowed(cert, policy, "intermediate"):
             distinct.append(cert)
+        else:
+            refused.append(cert)
     by_subject: dict[bytes, list[ParsedCertificate]] = {}
     for cert in distinct:
         by_subject.setdefault(cert.subject_der, []).append(cert)
@@ -320,6 +320,15 @@ def candidate_pool(leaf: ParsedCertificate,
 # Checks of one certificate
 # ---------------------------------------------------------------------
 
+def _algorithm_allowed(cert: ParsedCertificate, policy: VerificationPolicy,
+                       role: str) -> bool:
+    """The key (every role) and the issuer's signature (all but the
+    anchor's self-signature) are ones ``policy`` allows."""
+    return cert.algorithm in policy.allowed_algorithms and (
+        role == "anchor"
+        or cert.signature_scheme in policy.allowed_signature_schemes)
+
+
 def _algorithm_problem(cert: ParsedCertificate, policy: VerificationPolicy,
                        role: str) -> str:
     if cert.algorithm not in policy.allowed_algorithms:
@@ -333,20 +342,55 @@ def _algorithm_problem(cert: ParsedCertificate, policy: VerificationPolicy,
 
 def _check_algorithms(cert: ParsedCertificate,
                       policy: VerificationPolicy, role: str) -> None:
-    problem = _algorithm_problem(cert, policy, role)
-    if problem:
-        raise _fail(Reason.weakAlgorithm, problem, cert)
+    # The common case asks no message of _algorithm_problem.
+    if not _algorithm_allowed(cert, policy, role):
+        raise _fail(Reason.weakAlgorithm,
+                    _algorithm_problem(cert, policy, role), cert)
 
 
-def _check_validity(cert: ParsedCertificate, at: dt.datetime,
-                    skew: dt.timedelta) -> None:
-    # Differences, not sums: notAfter 9999-12-31 plus a skew overflows.
-    if cert.not_before - at > skew:
+@functools.lru_cache(maxsize=64)
+def _skew(seconds: int) -> dt.timedelta:
+    """A policy's ``clockSkewSeconds`` as a timedelta (kept per value:
+    building one from keywords costs more than a check that uses it)."""
+    return dt.timedelta(seconds=seconds)
+
+
+class _Window(NamedTuple):
+    """The validation instant and the edges ``clockSkewSeconds`` puts
+    around it, worked out once for every certificate checked at it.
+
+    A certificate is not yet valid when its notBefore is after
+    ``latest``, expired when its notAfter is before ``earliest``. An
+    edge past the datetime range is None: no certificate lies beyond
+    it. (Edges of the instant, never a skew added to a notAfter, so
+    9999-12-31T23:59:59Z cannot overflow.)
+    """
+
+    at: dt.datetime
+    earliest: dt.datetime | None
+    latest: dt.datetime | None
+
+
+def _window(at: dt.datetime, skew: dt.timedelta) -> _Window:
+    try:
+        earliest: dt.datetime | None = at - skew
+    except OverflowError:
+        earliest = None
+    try:
+        latest: dt.datetime | None = at + skew
+    except OverflowError:
+        latest = None
+    return _Window(at, earliest, latest)
+
+
+def _check_validity(cert: ParsedCertificate, window: _Window) -> None:
+    latest, earliest = window.latest, window.earliest
+    if latest is not None and cert.not_before > latest:
         raise _fail(Reason.notYetValid, "certificate not yet valid", cert,
-                    not_before=cert.not_before, at=at)
-    if at - cert.not_after > skew:
+                    not_before=cert.not_before, at=window.at)
+    if earliest is not None and cert.not_after < earliest:
         raise _fail(Reason.expired, "certificate expired", cert,
-                    not_after=cert.not_after, at=at)
+                    not_after=cert.not_after, at=window.at)
 
 
 def _check_leaf_eku(leaf: ParsedCertificate, purpose: str) -> None:
@@ -575,7 +619,10 @@ def _check_reference_named(leaf: ParsedCertificate,
     A superset of pyca's matching (exact, or a left-most ``*`` label);
     pyca still decides every name this lets through.
     """
-    if isinstance(subject, x509.IPAddress):
+    # The exact class first: an isinstance that fails on these ABCs is
+    # a slow call, and most references are DNS names.
+    if type(subject) is not x509.DNSName and isinstance(subject,
+                                                        x509.IPAddress):
         address = subject.value
         packed = (address.packed if isinstance(
             address, (ipaddress.IPv4Address, ipaddress.IPv6Address))
@@ -671,8 +718,8 @@ def _extension_policies(purpose: str) -> tuple[pv.ExtensionPolicy,
 
 
 def _validation_instant(certs: Sequence[ParsedCertificate],
-                        leaf: ParsedCertificate, at: dt.datetime,
-                        skew: dt.timedelta) -> dt.datetime:
+                        leaf: ParsedCertificate,
+                        window: _Window) -> dt.datetime:
     """One instant for pyca, within ``skew`` of ``at``.
 
     pyca takes no skew, so it validates at the instant nearest ``at``
@@ -680,10 +727,12 @@ def _validation_instant(certs: Sequence[ParsedCertificate],
     certificate outside the skew stays invalid at it. When those share
     no instant, the leaf's nearest instant is used.
     """
+    at, earliest, latest = window.at, window.earliest, window.latest
     lo = hi = None
     for cert in certs:  # one pass over those within skew of at
         before, after = cert.not_before, cert.not_after
-        if before - at <= skew and at - after <= skew:
+        if ((latest is None or before <= latest)
+                and (earliest is None or after >= earliest)):
             if lo is None or before > lo:
                 lo = before
             if hi is None or after < hi:
@@ -703,6 +752,8 @@ def _counted_intermediates(path: Sequence[ParsedCertificate]) -> int:
 
 def _check_path_length(path: Sequence[ParsedCertificate],
                        policy: VerificationPolicy) -> None:
+    if len(path) <= policy.max_chain_length:
+        return  # no more intermediates than allowed, counted or not
     counted = _counted_intermediates(path)
     if counted > policy.max_chain_length - 2:
         raise _fail(Reason.chainTooLong,
@@ -715,23 +766,24 @@ def _check_path(path: Sequence[ParsedCertificate], purpose: str,
                 first: int = 0) -> None:
     """Every check of this module on a path, leaf first, anchor last
     (from ``path[first]``: the caller has checked those before it)."""
-    skew = dt.timedelta(seconds=policy.clock_skew_seconds)
+    window = _window(at, _skew(policy.clock_skew_seconds))
     last = len(path) - 1
     for i in range(first, last + 1):
         cert = path[i]
         role = ("leaf" if i == 0 else "anchor" if i == last
                 else "intermediate")
-        _check_validity(cert, at, skew)
+        _check_validity(cert, window)
         _check_algorithms(cert, policy, role)
         _check_profile(cert, role)
         if i:
-            _check_ca_eku(cert, purpose, cabf_root=(
-                i == last and policy.cabf_root_profile))
-            if cert.has_name_constraints:
-                if not policy.permit_name_constraints:
-                    raise _fail(Reason.nameConstraintViolation,
-                                "policy does not permit name-constrained "
-                                "CAs", cert)
+            if cert.ekus:  # a CA without an EKU allows every purpose
+                _check_ca_eku(cert, purpose, cabf_root=(
+                    i == last and policy.cabf_root_profile))
+            if (not policy.permit_name_constraints
+                    and cert.has_name_constraints):
+                raise _fail(Reason.nameConstraintViolation,
+                            "policy does not permit name-constrained CAs",
+                            cert)
     _check_path_length(path, policy)
 
 
@@ -1015,7 +1067,8 @@ def decide_revocation(verified: VerifiedPath, at: dt.datetime,
     """
     if at.tzinfo is None:
         raise ValueError("validation time must be timezone-aware")
-    at = at.replace(microsecond=0)
+    if at.microsecond:
+        at = at.replace(microsecond=0)
     rev = revocation_policy(policy)
     path = verified.path
     by_issuer = _crls_by_issuer(crls)
@@ -1096,17 +1149,18 @@ def build_path(leaf: ParsedCertificate,
     # other certificates when a check first reads them.
     _ = leaf.extensions
     # X.509 times have whole seconds (RFC 5280 section 4.1.2.5).
-    at = at.replace(microsecond=0)
+    if at.microsecond:
+        at = at.replace(microsecond=0)
     if purpose not in PURPOSE_EKU:
         raise _fail(Reason.policyViolation,
                     f"purpose {purpose} is not verified as a chain")
     if not anchors:
         raise _fail(Reason.unknownAnchor, "trust store empty")
-    skew = dt.timedelta(seconds=policy.clock_skew_seconds)
+    window = _window(at, _skew(policy.clock_skew_seconds))
     subject = reference_subject(purpose, hostname)
 
     # The leaf's own faults first: they hold on every path.
-    _check_validity(leaf, at, skew)
+    _check_validity(leaf, window)
     _check_profile(leaf, "leaf")
     _check_leaf_eku(leaf, purpose)
     if subject is not None:
@@ -1120,10 +1174,10 @@ def build_path(leaf: ParsedCertificate,
 
     pool = candidate_pool(leaf, intermediates, anchors, policy)
     usable_anchors = [a for a in anchors
-                      if not _algorithm_problem(a, policy, "anchor")
+                      if _algorithm_allowed(a, policy, "anchor")
                       and not _negative_serial(a)]
     when = _validation_instant([leaf, *pool.certs, *usable_anchors], leaf,
-                               at, skew)
+                               window)
     self_issued = sum(1 for c in pool.certs if c.is_self_issued)
     depth = min(max(policy.max_chain_length - 2, 0) + self_issued, 255)
     ca_policy, ee_policy = _extension_policies(purpose)
