@@ -70,6 +70,38 @@ class once(Generic[T]):  # noqa: N801 (read like functools.cached_property)
         return value
 
 
+class kept(Generic[T]):  # noqa: N801 (read like once)
+    """A value the once-attribute ``group`` computes with its own.
+
+    One decoding step yields several values (the extension pass, the
+    names, the key): the first read of any of them runs the step, which
+    writes them all into the instance ``__dict__``, where later reads
+    find them. Reading one through here takes one call less than a
+    :class:`once` that asks the step for it.
+    """
+
+    def __init__(self, group: str, doc: str) -> None:
+        self._group = group
+        self._name = ""
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> kept[T]: ...
+
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> T: ...
+
+    def __get__(self, obj: object | None,
+                owner: type | None = None) -> T | kept[T]:
+        if obj is None:
+            return self
+        getattr(obj, self._group)
+        return obj.__dict__[self._name]  # type: ignore[no-any-return]
+
+
 NameValue = Union[str, bytes, "DistinguishedNameValue", tuple[str, bytes]]
 
 EKU_NAMES = {
@@ -275,11 +307,6 @@ class ParsedCertificate:
         _keep_path_values(self.__dict__, found)
         return found
 
-    def _with_extensions(self, name: str) -> Any:
-        """A value :attr:`extensions` keeps (decoding them first)."""
-        _ = self.extensions
-        return self.__dict__[name]
-
     @once
     def public_key(self) -> Any:
         """The subject public key, decoded on first read (with its
@@ -310,15 +337,12 @@ class ParsedCertificate:
                              is_self_issued=issuer == subject)
         return found
 
-    @once
-    def issuer_der(self) -> bytes:
-        """The issuer Name as encoded (RFC 5280 section 4.1.2.4)."""
-        return self.names[0]
-
-    @once
-    def subject_der(self) -> bytes:
-        """The subject Name as encoded (RFC 5280 section 4.1.2.6)."""
-        return self.names[1]
+    issuer_der = kept[bytes](
+        "names", "The issuer Name as encoded (RFC 5280 section 4.1.2.4).")
+    subject_der = kept[bytes](
+        "names", "The subject Name as encoded (RFC 5280 section 4.1.2.6).")
+    is_self_issued = kept[bool](
+        "names", "Issuer and subject Names are the same encoding.")
 
     def _value(self, oid: str) -> Any:
         ext = self.extensions.get(oid)
@@ -401,15 +425,11 @@ class ParsedCertificate:
                 flags.append(False)
         return tuple(flags)
 
-    @once
-    def ekus(self) -> tuple[str, ...]:
-        """The ExtendedKeyUsage purposes by dotted OID, () without."""
-        return self._with_extensions("ekus")  # type: ignore[no-any-return]
-
-    @once
-    def is_ca(self) -> bool:
-        """BasicConstraints cA (False without the extension)."""
-        return self._with_extensions("is_ca")  # type: ignore[no-any-return]
+    ekus = kept[tuple[str, ...]](
+        "extensions",
+        "The ExtendedKeyUsage purposes by dotted OID, () without.")
+    is_ca = kept[bool](
+        "extensions", "BasicConstraints cA (False without the extension).")
 
     @once
     def path_len(self) -> int:
@@ -458,10 +478,9 @@ class ParsedCertificate:
         return bool(feature is not None
                     and x509.TLSFeatureType.status_request in feature)
 
-    @once
-    def algorithm(self) -> str:
-        _ = self.public_key  # which keeps the algorithm
-        return self.__dict__["algorithm"]  # type: ignore[no-any-return]
+    algorithm = kept[str](
+        "public_key", "The key's schema AsymmetricAlgorithm name, or \"\" "
+        "outside the schema (:func:`key_algorithm`).")
 
     @once
     def signature_scheme(self) -> str:
@@ -489,20 +508,17 @@ class ParsedCertificate:
         instead of failing and policy decides (field report 5)."""
         return self.serial_number > 0
 
-    @once
-    def ski(self) -> bytes | None:
-        """SubjectKeyIdentifier (RFC 5280 section 4.2.1.2), or None."""
-        return self._with_extensions("ski")  # type: ignore[no-any-return]
+    ski = kept[bytes | None](
+        "extensions",
+        "SubjectKeyIdentifier (RFC 5280 section 4.2.1.2), or None.")
 
     @property
     def has_aki(self) -> bool:
         return _AKI in self.extensions
 
-    @once
-    def aki_key_id(self) -> bytes | None:
-        """The AuthorityKeyIdentifier's keyIdentifier (4.2.1.1)."""
-        return self._with_extensions(  # type: ignore[no-any-return]
-            "aki_key_id")
+    aki_key_id = kept[bytes | None](
+        "extensions",
+        "The AuthorityKeyIdentifier's keyIdentifier (4.2.1.1), or None.")
 
     @once
     def aki_names_issuer(self) -> bool:
@@ -519,18 +535,11 @@ class ParsedCertificate:
                      self.cert.subject.get_attributes_for_oid(
                          x509.NameOID.COMMON_NAME))
 
-    @once
-    def noncritical_must_be_critical(self) -> tuple[str, ...]:
-        """Extensions RFC 5280 says conforming CAs MUST mark critical
-        (policyConstraints 4.2.1.11, inhibitAnyPolicy 4.2.1.14) that
-        this certificate carries non-critical, by dotted OID."""
-        return self._with_extensions(  # type: ignore[no-any-return]
-            "noncritical_must_be_critical")
-
-    @once
-    def is_self_issued(self) -> bool:
-        issuer, subject = self.names
-        return issuer == subject
+    noncritical_must_be_critical = kept[tuple[str, ...]](
+        "extensions",
+        "Extensions RFC 5280 says conforming CAs MUST mark critical "
+        "(policyConstraints 4.2.1.11, inhibitAnyPolicy 4.2.1.14) that this "
+        "certificate carries non-critical, by dotted OID.")
 
     @property
     def validity(self) -> tuple[dt.datetime, dt.datetime]:
