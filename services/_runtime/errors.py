@@ -21,7 +21,9 @@ class ReasonedError(Exception):
 
     def __init__(self, reason: enum.Enum, detail: str,
                  **context: Any) -> None:
-        super().__init__(f"{reason.value}: {detail}")
+        # _value_, not value: the enum's value property is a Python
+        # call, and an error is built on every refusal.
+        super().__init__(f"{reason._value_}: {detail}")
         self.reason = reason
         self.detail = detail
         self.context = context

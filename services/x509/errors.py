@@ -37,9 +37,6 @@ class ServiceError(ReasonedError):
 
     reason: Reason
 
-    def __init__(self, reason: Reason, detail: str, **context: Any) -> None:
-        super().__init__(reason, detail, **context)
-
 
 class PolicyRejectedError(ServiceError):
     """The check ran and said no."""

@@ -259,8 +259,7 @@ def dedupe(certs: Sequence[ParsedCertificate],
     return out[:cap]
 
 
-@deferred.dataclass(frozen=True)
-class Pool:
+class Pool(NamedTuple):
     """The intermediates pyca may use, and what was left out."""
 
     certs: tuple[ParsedCertificate, ...]
@@ -280,7 +279,8 @@ def candidate_pool(leaf: ParsedCertificate,
     on a path. Duplicates, the leaf, the anchors and CAs with refused
     algorithms are left out; at most ``cap`` are kept.
     """
-    skip = {leaf.der, *(a.der for a in anchors)}
+    skip = {a.der for a in anchors}
+    skip.add(leaf.der)
     distinct: list[ParsedCertificate] = []
     refused: list[ParsedCertificate] = []
     for cert in intermediates:
@@ -762,18 +762,19 @@ def _check_path_length(path: Sequence[ParsedCertificate],
 
 
 def _check_path(path: Sequence[ParsedCertificate], purpose: str,
-                at: dt.datetime, policy: VerificationPolicy,
+                window: _Window, policy: VerificationPolicy,
                 first: int = 0) -> None:
     """Every check of this module on a path, leaf first, anchor last
     (from ``path[first]``: the caller has checked those before it)."""
-    window = _window(at, _skew(policy.clock_skew_seconds))
     last = len(path) - 1
     for i in range(first, last + 1):
         cert = path[i]
         role = ("leaf" if i == 0 else "anchor" if i == last
                 else "intermediate")
         _check_validity(cert, window)
-        _check_algorithms(cert, policy, role)
+        if not _algorithm_allowed(cert, policy, role):
+            raise _fail(Reason.weakAlgorithm,
+                        _algorithm_problem(cert, policy, role), cert)
         _check_profile(cert, role)
         if i:
             if cert.ekus:  # a CA without an EKU allows every purpose
@@ -943,7 +944,7 @@ def _pyca_reason(text: str) -> Reason:
 
 def _diagnose(err: pv.VerificationError, leaf: ParsedCertificate,
               pool: Pool, anchors: Sequence[ParsedCertificate],
-              purpose: str, at: dt.datetime,
+              purpose: str, window: _Window,
               policy: VerificationPolicy) -> VerificationError:
     """Why pyca refused, from this module's checks where possible."""
     text = str(err).replace("validation failed: ", "")[:200]
@@ -962,14 +963,14 @@ def _diagnose(err: pv.VerificationError, leaf: ParsedCertificate,
         if named is not None:
             try:
                 # The leaf (first on every path) passed its checks.
-                _check_path(named, purpose, at, policy, first=1)
+                _check_path(named, purpose, window, policy, first=1)
             except VerificationError:
                 pass  # named only on a path whose signatures verify
             else:
                 return _fail(Reason.nameConstraintViolation, text)
     path, why = _find_path(leaf, candidates, anchors, max_len)
     if path is not None:
-        _check_path(path, purpose, at, policy, first=1)
+        _check_path(path, purpose, window, policy, first=1)
         reason = _pyca_reason(text)
         if reason is Reason.signatureMismatch:
             # pyca reports its last candidate; this path's signatures
@@ -1200,7 +1201,7 @@ def build_path(leaf: ParsedCertificate,
             chain = builder.build_client_verifier().verify(
                 leaf.cert, inter).chain
     except pv.VerificationError as err:
-        raise _diagnose(err, leaf, pool, anchors, purpose, at,
+        raise _diagnose(err, leaf, pool, anchors, purpose, window,
                         policy) from err
     except (ValueError, TypeError) as err:  # input pyca cannot decode
         raise _fail(Reason.policyViolation,
@@ -1213,7 +1214,7 @@ def build_path(leaf: ParsedCertificate,
     path = tuple(by_id.get(id(c)) or _by_der(c, pool.certs, anchors)
                  for c in chain)
     # The leaf passed its checks above, under the same time and policy.
-    _check_path(path, purpose, at, policy, first=1)
+    _check_path(path, purpose, window, policy, first=1)
     anchor = path[-1]
     sct_count = len(leaf.scts)
     if sct_count < policy.min_scts:
