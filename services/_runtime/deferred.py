@@ -45,6 +45,10 @@ _MAKING = threading.RLock()
 #: Every deferred dataclass, made or not (for the pre-fork check).
 CLASSES: list[type] = []
 
+#: The ``__init__`` a deferred class defines itself (with ``init=False``,
+#: say), put back before the class is made.
+_OWN_INIT: dict[type, Callable[..., None]] = {}
+
 
 def is_made(cls: type) -> bool:
     """Whether ``cls`` (a deferred dataclass) has been made yet."""
@@ -59,6 +63,9 @@ def _make(cls: type, options: dict[str, Any]) -> None:
         # sets __dataclass_fields__: both stand-ins go first.
         del cls.__init__  # type: ignore[misc]
         delattr(cls, "__dataclass_fields__")
+        own = _OWN_INIT.get(cls)
+        if own is not None:
+            cls.__init__ = own  # type: ignore[misc]
         dataclasses.dataclass(cls, **options)
 
 
@@ -86,6 +93,9 @@ def dataclass(*, init: bool = True, repr: bool = True, eq: bool = True,
         frozen=frozen, match_args=match_args, kw_only=kw_only)
 
     def wrap(cls: C) -> C:
+        if "__init__" in cls.__dict__:
+            _OWN_INIT[cls] = cls.__dict__["__init__"]
+
         def stand_in(self: Any, *args: Any, **kwargs: Any) -> None:
             _make(cls, options)
             cls.__init__(self, *args, **kwargs)  # type: ignore[misc]

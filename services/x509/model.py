@@ -700,13 +700,20 @@ _PSS = {"sha256": "rsaPssSha256", "sha384": "rsaPssSha384",
         "sha512": "rsaPssSha512"}
 
 
+#: :data:`_SIG_SCHEMES` by ObjectIdentifier: looking one up hashes the
+#: OID, where spelling it out (``dotted_string``) builds a new string.
+_SIG_SCHEMES_BY_OID = {x509.ObjectIdentifier(oid): name
+                       for oid, name in _SIG_SCHEMES.items()}
+_RSASSA_PSS = x509.ObjectIdentifier("1.2.840.113549.1.1.10")
+
+
 def signature_scheme(cert: x509.Certificate) -> str:
     """Schema SignatureScheme name of the issuer's signature, or ""."""
-    oid = cert.signature_algorithm_oid.dotted_string
-    if oid == "1.2.840.113549.1.1.10":
+    oid = cert.signature_algorithm_oid
+    if oid == _RSASSA_PSS:
         h = cert.signature_hash_algorithm
         return _PSS.get(h.name if h else "", "")
-    return _SIG_SCHEMES.get(oid, "")
+    return _SIG_SCHEMES_BY_OID.get(oid, "")
 
 
 def _malformed(err: Exception) -> CertificateParseError:

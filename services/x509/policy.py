@@ -205,7 +205,7 @@ PRESETS = {
 }
 
 
-@deferred.dataclass(frozen=True)
+@deferred.dataclass(frozen=True, init=False)
 class VerifiedPath:
     """A chain that passed: leaf first, anchor last."""
 
@@ -215,6 +215,19 @@ class VerifiedPath:
     sct_count: int
     #: How revocation passed (None until :func:`decide_revocation`).
     revocation: evidence.RevocationEvidence | None = None
+
+    def __init__(self, path: tuple[ParsedCertificate, ...],
+                 anchor: ParsedCertificate, not_after: dt.datetime,
+                 sct_count: int,
+                 revocation: evidence.RevocationEvidence | None = None
+                 ) -> None:
+        # Into the instance dict, not through object.__setattr__ for
+        # each field (the generated frozen __init__): one is built for
+        # every chain that verifies, and again with its revocation.
+        fields = self.__dict__
+        fields["path"], fields["anchor"] = path, anchor
+        fields["not_after"], fields["sct_count"] = not_after, sct_count
+        fields["revocation"] = revocation
 
     @property
     def ocsp_status(self) -> str:
@@ -281,13 +294,15 @@ def candidate_pool(leaf: ParsedCertificate,
     """
     skip = {a.der for a in anchors}
     skip.add(leaf.der)
+    keys, schemes = policy.allowed_algorithms, policy.allowed_signature_schemes
     distinct: list[ParsedCertificate] = []
     refused: list[ParsedCertificate] = []
     for cert in intermediates:
         if cert.der in skip or not cert.is_ca:
             continue
         skip.add(cert.der)
-        if _algorithm_allowed(cert, policy, "intermediate"):
+        # _algorithm_allowed for an intermediate, inline.
+        if cert.algorithm in keys and cert.signature_scheme in schemes:
             distinct.append(cert)
         else:
             refused.append(cert)
@@ -767,11 +782,14 @@ def _check_path(path: Sequence[ParsedCertificate], purpose: str,
     """Every check of this module on a path, leaf first, anchor last
     (from ``path[first]``: the caller has checked those before it)."""
     last = len(path) - 1
+    earliest, latest = window.earliest, window.latest
     for i in range(first, last + 1):
         cert = path[i]
         role = ("leaf" if i == 0 else "anchor" if i == last
                 else "intermediate")
-        _check_validity(cert, window)
+        if ((latest is not None and cert.not_before > latest)
+                or (earliest is not None and cert.not_after < earliest)):
+            _check_validity(cert, window)  # which names the fault
         if not _algorithm_allowed(cert, policy, role):
             raise _fail(Reason.weakAlgorithm,
                         _algorithm_problem(cert, policy, role), cert)
@@ -1020,7 +1038,9 @@ def _check_ca_crls(path: Sequence[ParsedCertificate],
                    rev: evidence.RevocationPolicy) -> list[str]:
     """The CA certificates of ``path`` (leaf and anchor excepted)
     against their issuers' CRLs; what was unusable, as notes."""
-    notes = []
+    notes: list[str] = []
+    if not by_issuer and not problems:
+        return notes  # no CRL and no refusal: nothing to note or find
     for cert, issuer in itertools.pairwise(path[1:]):
         der = by_issuer.get(cert.issuer_der)
         if der is None:
@@ -1100,7 +1120,8 @@ def decide_revocation(verified: VerifiedPath, at: dt.datetime,
                     problem=ocsp_errors.Problem.crlUnusable.value)
     if extra:
         found = dataclasses.replace(found, notes=(*found.notes, *extra))
-    return dataclasses.replace(verified, revocation=found)
+    return VerifiedPath(verified.path, verified.anchor, verified.not_after,
+                        verified.sct_count, found)
 
 
 def verify_chain(leaf: ParsedCertificate,
