@@ -912,8 +912,10 @@ class _Search:
                 return [*chain, anchor]
             self.forged = True
         if len(chain) + 1 < self.max_len:
-            named_pool = [c for c in self.pool
-                          if c.subject_der == issuer and c not in chain]
+            named_pool = []
+            for c in self.pool:  # a loop: most pools name one or none
+                if c.subject_der == issuer and c not in chain:
+                    named_pool.append(c)
             if len(named_pool) > 1:
                 # Likeliest first, as pyca and Go order them: AKI = SKI.
                 aki = cert.aki_key_id
@@ -1200,7 +1202,7 @@ def build_path(leaf: ParsedCertificate,
                       and not _negative_serial(a)]
     when = _validation_instant([leaf, *pool.certs, *usable_anchors], leaf,
                                window)
-    self_issued = sum(1 for c in pool.certs if c.is_self_issued)
+    self_issued = len([c for c in pool.certs if c.is_self_issued])
     depth = min(max(policy.max_chain_length - 2, 0) + self_issued, 255)
     ca_policy, ee_policy = _extension_policies(purpose)
     builder = (pv.PolicyBuilder()
@@ -1232,8 +1234,8 @@ def build_path(leaf: ParsedCertificate,
     # pyca hands back the certificate objects it was given; by identity
     # first (hashing one hashes its DER), by DER for any other.
     by_id = {id(c.cert): c for c in (leaf, *pool.certs, *anchors)}
-    path = tuple(by_id.get(id(c)) or _by_der(c, pool.certs, anchors)
-                 for c in chain)
+    path = tuple([by_id.get(id(c)) or _by_der(c, pool.certs, anchors)
+                  for c in chain])
     # The leaf passed its checks above, under the same time and policy.
     _check_path(path, purpose, window, policy, first=1)
     anchor = path[-1]
@@ -1242,5 +1244,5 @@ def build_path(leaf: ParsedCertificate,
         raise _fail(Reason.insufficientScts,
                     f"{sct_count} SCTs, policy needs {policy.min_scts}")
     return VerifiedPath(path=path, anchor=anchor,
-                        not_after=min(c.not_after for c in path),
+                        not_after=min([c.not_after for c in path]),
                         sct_count=sct_count)
