@@ -200,37 +200,14 @@ def _extension_key(ext: x509.Extension[Any]) -> str:
     return text
 
 
-def _keep_path_values(into: dict[str, Any],
-                      found: dict[str, x509.Extension[Any]]) -> None:
-    """Write what :attr:`ParsedCertificate.extensions` keeps of
-    ``found`` into ``into`` (the certificate's instance dict)."""
-    ext = found.get(_EKU)
-    if ext is None:
-        into["ekus"] = ()
-    else:
-        dotted = _DOTTED.get
-        into["ekus"] = tuple([dotted(o) or _dotted(o) for o in ext.value])
-    # "is not None" first: a failing isinstance on an ABC (these are)
-    # is a slow call, a passing one on the exact class a fast one.
-    ext = found.get(_BC)
-    value = None if ext is None else ext.value
-    into["is_ca"] = (value is not None
-                     and isinstance(value, x509.BasicConstraints)
-                     and bool(value.ca))
-    ext = found.get(_SKI)
-    value = None if ext is None else ext.value
-    into["ski"] = (value.digest if value is not None and isinstance(
-        value, x509.SubjectKeyIdentifier) else None)
-    ext = found.get(_AKI)
-    value = None if ext is None else ext.value
-    into["aki_key_id"] = (value.key_identifier if value is not None
-                          and isinstance(value, x509.AuthorityKeyIdentifier)
-                          else None)
-    loose: tuple[str, ...] = ()
-    if _POLICY_CONSTRAINTS in found or _INHIBIT_ANY in found:
-        loose = tuple(oid for oid in MUST_BE_CRITICAL
-                      if oid in found and not found[oid].critical)
-    into["noncritical_must_be_critical"] = loose
+def _must_be_critical_loose(found: dict[str, x509.Extension[Any]]
+                            ) -> tuple[str, ...]:
+    """The :data:`MUST_BE_CRITICAL` extensions in ``found`` that are
+    not marked critical."""
+    if _POLICY_CONSTRAINTS not in found and _INHIBIT_ANY not in found:
+        return ()
+    return tuple(oid for oid in MUST_BE_CRITICAL
+                 if oid in found and not found[oid].critical)
 
 
 @deferred.dataclass(frozen=True)
@@ -298,13 +275,34 @@ class ParsedCertificate:
         pass: one step instead of one lazy read each.
         """
         key_of = _OID_OF_CLASS.get
+        found: dict[str, x509.Extension[Any]] = {}
+        ekus: tuple[str, ...] = ()
+        is_ca = False
+        ski = aki_key_id = None
         try:
-            found = {key_of(type(e.value)) or _extension_key(e): e
-                     for e in self.cert.extensions}
+            for ext in self.cert.extensions:
+                value = ext.value
+                # By exact class: cryptography builds each value as the
+                # class of its OID, and an isinstance that fails on these
+                # ABCs is a slow call.
+                kind = type(value)
+                found[key_of(kind) or _extension_key(ext)] = ext
+                if kind is x509.BasicConstraints:
+                    is_ca = bool(value.ca)
+                elif kind is x509.SubjectKeyIdentifier:
+                    ski = value.digest
+                elif kind is x509.AuthorityKeyIdentifier:
+                    aki_key_id = value.key_identifier
+                elif kind is x509.ExtendedKeyUsage:
+                    dotted = _DOTTED.get
+                    ekus = tuple([dotted(o) or _dotted(o) for o in value])
         except (ValueError, TypeError, x509.DuplicateExtension,
                 x509.UnsupportedGeneralNameType) as err:
             raise _malformed(err) from err
-        _keep_path_values(self.__dict__, found)
+        kept = self.__dict__
+        kept["ekus"], kept["is_ca"] = ekus, is_ca
+        kept["ski"], kept["aki_key_id"] = ski, aki_key_id
+        kept["noncritical_must_be_critical"] = _must_be_critical_loose(found)
         return found
 
     @once
