@@ -76,17 +76,21 @@ class kept(Generic[T]):  # noqa: N801 (read like once)
     One decoding step yields several values (the extension pass, the
     names, the key): the first read of any of them runs the step, which
     writes them all into the instance ``__dict__``, where later reads
-    find them. Reading one through here takes one call less than a
-    :class:`once` that asks the step for it.
+    find them. The first read runs the step's function itself, as the
+    step's own first read would (this one is then never asked again):
+    two calls less than a :class:`once` that reads the step.
     """
 
     def __init__(self, group: str, doc: str) -> None:
         self._group = group
         self._name = ""
+        self._owner: type = object
+        self._step: Callable[[Any], Any] | None = None
         self.__doc__ = doc
 
     def __set_name__(self, owner: type, name: str) -> None:
         self._name = name
+        self._owner = owner
 
     @overload
     def __get__(self, obj: None, owner: type | None = None) -> kept[T]: ...
@@ -98,8 +102,12 @@ class kept(Generic[T]):  # noqa: N801 (read like once)
                 owner: type | None = None) -> T | kept[T]:
         if obj is None:
             return self
-        getattr(obj, self._group)
-        return obj.__dict__[self._name]  # type: ignore[no-any-return]
+        step = self._step
+        if step is None:  # first use: the step is a once of the class
+            step = self._step = vars(self._owner)[self._group]._compute
+        fields = obj.__dict__
+        fields[self._group] = step(obj)
+        return fields[self._name]  # type: ignore[no-any-return]
 
 
 NameValue = Union[str, bytes, "DistinguishedNameValue", tuple[str, bytes]]
