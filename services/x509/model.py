@@ -307,10 +307,11 @@ class ParsedCertificate:
         except (ValueError, TypeError, x509.DuplicateExtension,
                 x509.UnsupportedGeneralNameType) as err:
             raise _malformed(err) from err
-        kept = self.__dict__
-        kept["ekus"], kept["is_ca"] = ekus, is_ca
-        kept["ski"], kept["aki_key_id"] = ski, aki_key_id
-        kept["noncritical_must_be_critical"] = _must_be_critical_loose(found)
+        fields = self.__dict__
+        fields["ekus"], fields["is_ca"] = ekus, is_ca
+        fields["ski"], fields["aki_key_id"] = ski, aki_key_id
+        fields["noncritical_must_be_critical"] = _must_be_critical_loose(
+            found)
         return found
 
     @once
@@ -390,31 +391,35 @@ class ParsedCertificate:
         return tuple(_general_name(g) for g in san) if san else ()
 
     @once
-    def dns_sans(self) -> frozenset[str]:
-        """The dNSName SAN values, as written."""
-        return self._san_values()[0]
-
-    @once
-    def ip_sans(self) -> frozenset[bytes]:
-        """The iPAddress SAN values, packed."""
-        return self._san_values()[1]
-
-    def _san_values(self) -> tuple[frozenset[str], frozenset[bytes]]:
-        """:attr:`dns_sans` and :attr:`ip_sans`, kept in one pass over
-        the SAN (the name checks read both)."""
+    def san_values(self) -> tuple[frozenset[str], frozenset[bytes]]:
+        """(:attr:`dns_sans`, :attr:`ip_sans`), kept in one pass over
+        the SAN with :attr:`has_wildcard_dns_san` (the name checks
+        read them together)."""
         dns: list[str] = []
         ips: list[bytes] = []
+        wildcard = False
         for name in self._value(_SAN) or ():
             # The exact classes cryptography decodes to (an isinstance
             # that fails on these ABCs is a slow call).
             kind = type(name)
             if kind is x509.DNSName:
-                dns.append(name.value)
+                value = name.value
+                dns.append(value)
+                wildcard = wildcard or value.startswith("*")
             elif kind is x509.IPAddress:
                 ips.append(_packed(name.value))
         found = frozenset(dns), frozenset(ips)
-        self.__dict__["dns_sans"], self.__dict__["ip_sans"] = found
+        fields = self.__dict__
+        fields["dns_sans"], fields["ip_sans"] = found
+        fields["has_wildcard_dns_san"] = wildcard
         return found
+
+    dns_sans = kept[frozenset[str]](
+        "san_values", "The dNSName SAN values, as written.")
+    ip_sans = kept[frozenset[bytes]](
+        "san_values", "The iPAddress SAN values, packed.")
+    has_wildcard_dns_san = kept[bool](
+        "san_values", "A dNSName SAN starts with a wildcard label.")
 
     @once
     def key_usage(self) -> tuple[bool, ...] | None:

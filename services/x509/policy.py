@@ -395,7 +395,8 @@ def _window(at: dt.datetime, skew: dt.timedelta) -> _Window:
         latest: dt.datetime | None = at + skew
     except OverflowError:
         latest = None
-    return _Window(at, earliest, latest)
+    # tuple.__new__: the NamedTuple's own __new__ is a Python function.
+    return tuple.__new__(_Window, (at, earliest, latest))
 
 
 def _check_validity(cert: ParsedCertificate, window: _Window) -> None:
@@ -609,6 +610,8 @@ def _check_wildcards(leaf: ParsedCertificate, reference: str) -> None:
     Only the SAN the reference would match by counts: a certificate
     that also names the reference exactly is not refused for it.
     """
+    if not leaf.has_wildcard_dns_san:
+        return  # no SAN the reference could match by a wildcard
     dns = {d.lower().rstrip(".") for d in leaf.dns_sans}
     ref = reference.lower().rstrip(".")
     if ref in dns or "." not in ref:
