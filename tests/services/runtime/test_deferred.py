@@ -154,3 +154,27 @@ def test_every_deferred_dataclass_of_the_project_can_be_made() -> None:
     made = json.loads(proc.stdout)
     assert len(made) >= 14
     assert all(fields for fields in made.values()), made
+
+
+def test_a_class_with_its_own_init_keeps_it() -> None:
+    # init=False with the class's own __init__ (the verifier's
+    # VerifiedPath writes its fields into the instance dict): the
+    # stand-in runs first, then the class's own, never dataclasses'.
+    calls: list[int] = []
+
+    @deferred.dataclass(frozen=True, init=False)
+    class Own:
+        n: int
+
+        def __init__(self, n: int) -> None:
+            calls.append(n)
+            self.__dict__["n"] = n * 2
+
+    first = Own(2)
+    assert deferred.is_made(Own)
+    assert first.n == 4 and Own(3).n == 6 and calls == [2, 3]
+    assert first == Own(2) and repr(first) == (
+        "test_a_class_with_its_own_init_keeps_it.<locals>.Own(n=4)")
+    assert [f.name for f in dataclasses.fields(Own)] == ["n"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.n = 1  # type: ignore[misc]
