@@ -567,6 +567,47 @@ def _legacy_ipv4(text: str) -> bool:
     return True
 
 
+#: A commonName's AttributeType as DER encodes it (OID 2.5.4.3).
+_CN_TYPE = b"\x06\x03\x55\x04\x03"
+#: PrintableString's characters (X.680 41.4).
+_PRINTABLE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                       "0123456789 '()+,-./:=?")
+
+
+def _common_name_settled(leaf: ParsedCertificate) -> bool:
+    """True when the subject's DER alone shows the commonName check
+    passes, without cryptography decoding the subject (a Name of
+    Python objects, the dearest read of a leaf's checks).
+
+    Every commonName attribute in DER starts with :data:`_CN_TYPE`. No
+    such bytes: no commonName. Exactly one occurrence, followed by a
+    UTF8String or PrintableString whose contents are a dNSName SAN's
+    ASCII: either that is the one commonName, a copy of the SAN, or the
+    bytes sit inside another attribute's value and there is no
+    commonName. Either way the check passes; anything else is decided
+    on the decoded subject.
+    """
+    subject = leaf.subject_der
+    found = subject.count(_CN_TYPE)
+    if found == 0:
+        return True
+    if found > 1:
+        return False
+    for dns in leaf.dns_sans:
+        if len(dns) > 127:
+            continue  # a long-form length: left to the decoded subject
+        if not dns.isascii():
+            continue
+        raw = dns.encode("ascii")
+        size = bytes((len(raw),))
+        if _CN_TYPE + b"\x0c" + size + raw in subject:  # UTF8String
+            return True
+        if (_PRINTABLE.issuperset(dns)
+                and _CN_TYPE + b"\x13" + size + raw in subject):
+            return True
+    return False
+
+
 def _check_common_names(leaf: ParsedCertificate) -> None:
     """A CN that claims to be a SAN is an exact copy (BR 7.1.4.3).
 
@@ -575,6 +616,8 @@ def _check_common_names(leaf: ParsedCertificate) -> None:
     canonical one (RFC 3986 dotted quad, RFC 5952 IPv6), or a DNS name
     that a SAN spells differently (letter case, U-label for A-label).
     """
+    if _common_name_settled(leaf):
+        return
     if len(leaf.common_names) > 1:
         raise _fail(Reason.policyViolation, "more than one commonName", leaf)
     if not leaf.common_names:
