@@ -581,9 +581,9 @@ def _common_name_settled(leaf: ParsedCertificate) -> bool:
 
     Every commonName attribute in DER starts with :data:`_CN_TYPE`. No
     such bytes: no commonName. Exactly one occurrence, followed by a
-    UTF8String or PrintableString whose contents are a dNSName SAN's
-    ASCII: either that is the one commonName, a copy of the SAN, or the
-    bytes sit inside another attribute's value and there is no
+    UTF8String or PrintableString whose ASCII contents are one of the
+    dNSName SANs: either that is the one commonName, a copy of the SAN,
+    or the bytes sit inside another attribute's value and there is no
     commonName. Either way the check passes; anything else is decided
     on the decoded subject.
     """
@@ -593,19 +593,16 @@ def _common_name_settled(leaf: ParsedCertificate) -> bool:
         return True
     if found > 1:
         return False
-    for dns in leaf.dns_sans:
-        if len(dns) > 127:
-            continue  # a long-form length: left to the decoded subject
-        if not dns.isascii():
-            continue
-        raw = dns.encode("ascii")
-        size = bytes((len(raw),))
-        if _CN_TYPE + b"\x0c" + size + raw in subject:  # UTF8String
-            return True
-        if (_PRINTABLE.issuperset(dns)
-                and _CN_TYPE + b"\x13" + size + raw in subject):
-            return True
-    return False
+    at = subject.index(_CN_TYPE) + len(_CN_TYPE)
+    if at + 2 > len(subject):
+        return False
+    tag, size = subject[at], subject[at + 1]
+    value = subject[at + 2:at + 2 + size]
+    if size >= 0x80 or len(value) != size or not value.isascii():
+        return False  # a long-form length, cut short, or not ASCII
+    text = value.decode("ascii")
+    return text in leaf.dns_sans and (
+        tag == 0x0C or (tag == 0x13 and _PRINTABLE.issuperset(text)))
 
 
 def _check_common_names(leaf: ParsedCertificate) -> None:

@@ -106,3 +106,11 @@ def test_a_cn_that_is_another_san_is_decided_on_the_decoded_name() -> None:
     assert policy._common_name_settled(parsed)
     assert parsed.common_names == ("other.capos.test",)
     assert "other.capos.test" in parsed.dns_sans
+
+
+def test_a_cn_type_at_the_end_of_the_subject_is_no_shortcut() -> None:
+    # The one occurrence of the commonName type ends an OU value: there
+    # is no value after it to read, and the decoded subject decides.
+    tail = subject((ORG, "capOS", UTF8), (OU, "\x06\x03\x55\x04\x03", UTF8))
+    assert not settled(tail)
+    assert outcome(tail) == outcome(tail, shortcut=False) == "ok"
