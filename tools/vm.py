@@ -86,6 +86,10 @@ class VMError(Exception):
         self.reason = reason
 
 
+#: Tries at a forwarded port another process took first.
+PORT_ATTEMPTS = 3
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -234,17 +238,29 @@ class VM:
         if missing is not None:
             self.stop()
             raise VMError(missing)
-        self.port = _free_port()
         self.console_log.touch()
-        self._t0 = time.monotonic()
-        with open(self._tmp / "qemu.err", "wb") as err:
-            self._proc = subprocess.Popen(self.command(),
-                                          stdin=subprocess.DEVNULL,
-                                          stdout=subprocess.DEVNULL,
-                                          stderr=err,
-                                          preexec_fn=die_with_parent)
         try:
-            self._loop.run_until_complete(self._connect())
+            for attempt in range(PORT_ATTEMPTS):
+                # The port was free a moment ago; another process may
+                # take it before QEMU binds it, and QEMU then exits at
+                # once, having run nothing: take another port.
+                self.port = _free_port()
+                self._t0 = time.monotonic()
+                with open(self._tmp / "qemu.err", "wb") as err:
+                    self._proc = subprocess.Popen(
+                        self.command(), stdin=subprocess.DEVNULL,
+                        stdout=subprocess.DEVNULL, stderr=err,
+                        preexec_fn=die_with_parent)
+                try:
+                    self._loop.run_until_complete(self._connect())
+                    break
+                except VMError as failed:
+                    taken = (f"rule 'tcp:127.0.0.1:{self.port}-:443'"
+                             in str(failed))
+                    if not taken or attempt == PORT_ATTEMPTS - 1:
+                        raise
+                    self._proc.wait()
+                    self._qmp_sock.unlink(missing_ok=True)
             self.ready_line = self.wait_for(self.ready, self.timeout)
             self.boot_seconds = time.monotonic() - self._t0
         except BaseException:

@@ -95,3 +95,30 @@ def test_boot_command_names_a_missing_image(tmp_path: Path) -> None:
          str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert "boot failed: missing" in proc.stderr
+
+
+def test_a_forward_port_taken_before_qemu_binds_it_is_replaced(
+        image_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The port was free when picked and another process bound it before
+    QEMU did: QEMU exits at once, and the harness boots on another port
+    instead of failing the boot (seen in ``make bench`` beside a test
+    run)."""
+    from tools import vm as vm_module
+
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    taken = squatter.getsockname()[1]
+    picks = iter([taken])
+    real = vm_module._free_port
+    monkeypatch.setattr(vm_module, "_free_port",
+                        lambda: next(picks, None) or real())
+    try:
+        with VM(image_dir, guest="smoke") as vm:
+            assert vm.ready_line == "CAPOS-READY smoke"
+            assert vm.port != taken
+            with socket.create_connection(("127.0.0.1", vm.port),
+                                          timeout=30):
+                pass
+    finally:
+        squatter.close()
