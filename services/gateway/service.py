@@ -3,20 +3,22 @@ renews it (RFC 8555 ordering; renewal times per DESIGN section 6).
 
 Its TLS key is a P-256 key kept in its own state directory (``stateDir``
 input, on the data disk; :mod:`services.gateway.keyfile`), handed to
-the ACME client as a ``PrivateKey`` capability held here. Once every
-service has started (``ServiceContext.ready``, so capos-init's ready
-line does not wait on it):
+the ACME client as a ``PrivateKey`` capability held here.
 
 - if the granted ``certStore`` holds a chain under the handle
   ``gateway`` for this key, naming ``tlsName``, not expired
   (:func:`services.gateway.policy.reuse_refusal`), it is served again
-  without an issuance (audit ``gateway.reuse``), and its renewal is
-  scheduled as at boot: one already due gets a slot of its own
+  without an issuance (audit ``gateway.reuse``) as the gateway starts,
+  so after a reboot the gateway answers TLS when capos-init says the
+  system is ready; once every service has started
+  (``ServiceContext.ready``) its renewal is scheduled as at boot: one
+  already due gets a slot of its own
   (:meth:`services.acme.renewal.Renewer.adopt_at_boot`, no storm);
-- otherwise it registers its ACME account (the account key is kept in
-  the state directory too, so a reboot goes on with the same account),
-  orders a certificate for ``tlsName`` with its own http-01 solver and
-  puts the chain in the store.
+- otherwise, once every service has started (so capos-init's ready
+  line does not wait on it), it registers its ACME account (the account
+  key is kept in the state directory too, so a reboot goes on with the
+  same account), orders a certificate for ``tlsName`` with its own
+  http-01 solver and puts the chain in the store.
 
 Renewal runs here, in the process that holds the certificate's key and
 solver: a :class:`~services.acme.renewal.Renewer` over the granted
@@ -215,6 +217,9 @@ class Gateway:
         self.alpn = AlpnSlot(self.name, ctx.clock)
         self.account: Any = None
         self.tasks: list[asyncio.Task[None]] = []
+        #: The leaf's SHA-256 in service since the start, when a stored
+        #: chain was served again (:meth:`serve_stored`).
+        self.serving: str | None = None
         # Resolved now, inside build: the grants arrive in the params of
         # init's ``start`` call, and a capability read from them after
         # that call returned is not reliable (seen in the VM as a
@@ -258,6 +263,31 @@ class Gateway:
         return RenewalWindow(from_epoch(info.startEpochSeconds),
                              from_epoch(info.endEpochSeconds))
 
+    async def serve_stored(self) -> None:
+        """In the gateway's start: a chain the store kept from an earlier
+        boot, for this key and name and not expired, is served at once,
+        so the gateway answers TLS when the system says it is ready; its
+        renewal is scheduled once the system is up (:meth:`run`). Any
+        other case is left to :meth:`run`: a refused chain is reported
+        there, and a store that does not answer now is asked again."""
+        try:
+            stored = await self._stored(self.store)
+        except Exception as err:
+            log.info("stored chain not read at start: %s", parse_remote(err))
+            return
+        if stored is None or reuse_refusal(
+                stored, self.tls_key.public_key(), self.name,
+                self.ctx.clock.now()) is not None:
+            return
+        self.tls.context = tls_context(self.tls_key, stored, self.alpn)
+        fp = _fp(stored[0])
+        self.serving = fp
+        self._emit("reuse", "ok", (HANDLE, fp),
+                   detail=f"key {self.key_source}")
+        self._emit("rotate", "ok", (HANDLE, fp))
+        say(f"serving handle={HANDLE} name={self.name} source=store "
+            f"sha256={fp}")
+
     async def _stored(self, store: Any) -> list[bytes] | None:
         if HANDLE not in list((await store.list()).handles):
             return None
@@ -287,11 +317,14 @@ class Gateway:
         binding = Binding(PrivateKeyImpl(self.tls_key),
                           Http01SolverImpl(self.table))
         try:
-            stored = await self._stored(store)
-            why = reuse_refusal(stored, self.tls_key.public_key(),
-                                self.name, self.ctx.clock.now())
-            reused = False
-            if why is None and stored is not None:
+            reused = self.serving is not None
+            stored = None if reused else await self._stored(store)
+            why = None if reused else reuse_refusal(
+                stored, self.tls_key.public_key(), self.name,
+                self.ctx.clock.now())
+            if reused:
+                source = "source=store"
+            elif why is None and stored is not None:
                 reused = True
                 self._emit("reuse", "ok", (HANDLE, _fp(stored[0])),
                            detail=f"key {self.key_source}")
@@ -328,14 +361,20 @@ class Gateway:
         """Serve every chain the store's ``watch`` hands over, from the
         next handshake on."""
         sub = (await store.watch(handle=HANDLE)).subscription
-        first = True
+        first = self.serving is None
+        initial = self.serving
         while True:
             events = (await sub.events()).events
             for event in events:
                 ders = await chain_ders(event.newChain)
+                fp = _fp(ders[0])
+                if initial is not None and fp == initial:
+                    initial = None  # the chain served since the start
+                    continue
+                initial = None
                 self.tls.context = tls_context(self.tls_key, ders,
                                                self.alpn)
-                fp = _fp(ders[0])
+                self.serving = fp
                 self._emit("rotate", "ok", (HANDLE, fp))
                 if first:
                     say(f"serving handle={HANDLE} name={self.name} "
@@ -387,6 +426,7 @@ def _report(task: asyncio.Task[None]) -> None:
 async def build(ctx: ServiceContext) -> dict[str, Any]:
     gw = Gateway(ctx)
     gw.tls.start()
+    await gw.serve_stored()
     loop = asyncio.get_running_loop()
     gw.tasks.append(loop.create_task(serve_http01(ctx.listeners[80],
                                                   gw.table)))
