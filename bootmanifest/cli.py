@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import capnp
 from cryptography.hazmat.primitives import serialization
 
 from bootmanifest import build, sign
@@ -275,7 +276,31 @@ def cmd_build(args: argparse.Namespace) -> int:
 def summary(signed: bytes) -> dict[str, Any]:
     """What ``inspect`` shows (without verifying anything)."""
     manifest, sigs = sign.read_envelope(signed)
+    sign.check_untrusted(manifest)
     r = sign.read_manifest(manifest)
+    try:
+        return _summary(manifest, sigs, r)
+    except (capnp.KjException, RuntimeError, ValueError, TypeError) as err:
+        # A field's pointer out of bounds, or a text that is not UTF-8:
+        # only a damaged or forged file gets here (a signed one is
+        # checked on parse), and it is not a manifest.
+        raise ManifestError(
+            Reason.MALFORMED,
+            f"not a BootManifest ({str(err).splitlines()[0][:120]})"
+        ) from err
+
+
+def _enumerant(value: Any) -> str:
+    """An enum field's name, or ``unknown(<n>)`` for a number the
+    schema does not name (a newer writer, or a damaged file)."""
+    try:
+        return str(value)
+    except RuntimeError:  # pycapnp: "Member was null"
+        return f"unknown({value.raw})"
+
+
+def _summary(manifest: bytes, sigs: list[tuple[bytes, bytes]],
+             r: Any) -> dict[str, Any]:
     anchors = r.rootBundle.anchors
     return {
         "version": r.version,
@@ -297,7 +322,7 @@ def summary(signed: bytes) -> dict[str, Any]:
             "logs": len(r.ctLogList.logs),
             "tiled": sum(log.tiled for log in r.ctLogList.logs),
         },
-        "ctEnforcement": str(r.ctEnforcement),
+        "ctEnforcement": _enumerant(r.ctEnforcement),
         "presets": [p.name for p in r.presets],
         "extraAnchors": [a.name for a in r.extraAnchors],
         "threshold": r.threshold,

@@ -29,6 +29,7 @@ mode 0600), and is generated on first use.
 from __future__ import annotations
 
 import datetime as dt
+import faulthandler
 import hashlib
 import os
 from collections.abc import Iterable
@@ -151,6 +152,40 @@ def read_envelope(
     except (capnp.KjException, ValueError, TypeError) as err:
         raise ManifestError(Reason.MALFORMED, "not a SignedManifest") from err
     return manifest, sigs
+
+
+def check_untrusted(manifest: bytes) -> None:
+    """Refuse manifest bytes whose pointers would abort the process.
+
+    capnp's C++ raises on an out-of-bounds pointer, but the calls that
+    walk every pointer of a message (``total_size``, copying it into a
+    builder) cannot hand that to Python, and the process aborts. Bytes
+    no signature vouches for yet (``inspect``, a cached build output)
+    are walked first in a forked child: if it dies, they are malformed.
+    :func:`verify` needs none of this: the signature is checked first.
+
+    :raises ManifestError: ``malformed``.
+    """
+    pid = os.fork()
+    if pid == 0:  # the child: walk, and say how it went by exit status
+        status = 1
+        try:
+            # capnp's abort message is the parent's to put in words (and
+            # a faulthandler the parent enabled would add a traceback).
+            faulthandler.disable()
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            read_manifest(manifest)
+            status = 0
+        except BaseException:
+            pass
+        os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        raise ManifestError(
+            Reason.MALFORMED,
+            "not a BootManifest (a pointer out of bounds: capnp aborted "
+            f"on it, signal {os.WTERMSIG(status)})")
 
 
 def read_manifest(manifest: bytes) -> Any:
