@@ -75,6 +75,33 @@ def step(report: Report, name: str, fn: Callable[[], Any]) -> Any:
     return result
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it."""
+    return str(path.relative_to(REPO) if path.is_relative_to(REPO)
+               else path)
+
+
+def _cached_manifest_usable(out: Path, key: Any) -> bool:
+    """Whether the manifest built from the same inputs can be booted
+    again: signed by ``key``, readable, and a day or more from expiry.
+    A damaged or foreign file is built again, and the run says why."""
+    import datetime as dt
+
+    from bootmanifest import sign
+    from bootmanifest.errors import ManifestError
+
+    try:
+        manifest = sign.verify(out.read_bytes(), [key.public_key()], 1, 0,
+                               dt.datetime.now(dt.UTC))
+    except (ManifestError, OSError) as err:
+        why = (f"{err.reason}: {err.detail}"
+               if isinstance(err, ManifestError) else str(err))
+        print(f"run: {_shown(out)} cannot be used again ({why}); "
+              "building it again", flush=True)
+        return False
+    return bool(manifest.expiresAt > time.time() + 86400)
+
+
 def build_manifest(report: Report) -> tuple[Path, Path]:
     from bootmanifest import cli, sign
     from tools.pebble import CACHE, server_ca
@@ -89,12 +116,11 @@ def build_manifest(report: Report) -> tuple[Path, Path]:
     fresh = (
         out.exists() and stamp.exists()
         and stamp.read_text().strip() == want
-        and cli.summary(out.read_bytes())["expiresAt"]
-        > time.time() + 86400
+        and _cached_manifest_usable(out, key)
     )
     if fresh:
         print("run: manifest inputs unchanged, reusing "
-              f"{out.relative_to(REPO)}", flush=True)
+              f"{_shown(out)}", flush=True)
     else:
         code = cli.main(["build", "--out", str(out), "--extra-anchor",
                          f"acme-server-root={root}"])
