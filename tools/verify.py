@@ -139,14 +139,21 @@ def parse_time(text: str) -> dt.datetime:
     """``@EPOCH`` or ISO 8601 (naive means UTC)."""
     if text.startswith("@"):
         try:
-            return dt.datetime.fromtimestamp(int(text[1:]), dt.UTC)
+            at = dt.datetime.fromtimestamp(int(text[1:]), dt.UTC)
         except (ValueError, OverflowError, OSError) as err:
             raise UsageError(f"--at {text!r}: not epoch seconds") from err
-    try:
-        at = dt.datetime.fromisoformat(text)
-    except ValueError as err:
-        raise UsageError(f"--at {text!r}: not ISO 8601") from err
-    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+    else:
+        try:
+            at = dt.datetime.fromisoformat(text)
+        except ValueError as err:
+            raise UsageError(f"--at {text!r}: not ISO 8601") from err
+        at = at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+    if int(at.timestamp()) == 0:
+        # The CertVerifier reads atEpochSeconds = 0 as "now" (schema).
+        raise UsageError(f"--at {text!r}: the epoch's first second means "
+                         "'now' to the CertVerifier; leave --at out for "
+                         "now, or give another instant")
+    return at
 
 
 def read_staple(path: Path) -> bytes:

@@ -157,9 +157,15 @@ def test_help_exits_zero() -> None:
          "not a DNS name or IP address"),
         ((str(GOOGLE), "--mozilla", "--policy", "lax"), "invalid choice"),
         (("{missing}", "--mozilla"), "cannot read"),
+        # atEpochSeconds = 0 is "now" to the CertVerifier: the epoch's
+        # first second, however written, would verify at the wrong time.
+        ((str(GOOGLE), "--mozilla", "--hostname", "google.com", "--at",
+          "@0"), "means 'now' to the CertVerifier"),
+        ((str(GOOGLE), "--mozilla", "--hostname", "google.com", "--at",
+          "1970-01-01T00:00:00.5"), "means 'now' to the CertVerifier"),
     ],
     ids=["garbage", "no-anchors", "bad-time", "bad-host", "bad-preset",
-         "missing-file"],
+         "missing-file", "epoch-zero", "epoch-first-second"],
 )
 def test_usage_errors_exit_two(tmp_path: Path, argv: tuple[str, ...],
                                message: str) -> None:
