@@ -41,6 +41,7 @@ from typing import Any, NoReturn
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.x509 import ocsp
 
 from services._runtime import loop
 from services._runtime.audit import MemoryAuditSink
@@ -165,6 +166,15 @@ def read_staple(path: Path) -> bytes:
                          "unreadableInput") from err
     if not der:
         raise UsageError(f"{path}: empty OCSP response", "malformedInput")
+    try:
+        ocsp.load_der_ocsp_response(der)
+    except ValueError as err:
+        # A response that parses but does not hold for the chain is the
+        # verifier's to judge (a revocation verdict); one that does not
+        # parse is not a staple at all.
+        raise UsageError(f"{path}: not a DER OCSP response "
+                         f"({str(err)[:60]})",
+                         "malformedInput") from err
     return der
 
 

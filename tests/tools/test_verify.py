@@ -163,9 +163,12 @@ def test_help_exits_zero() -> None:
           "@0"), "means 'now' to the CertVerifier"),
         ((str(GOOGLE), "--mozilla", "--hostname", "google.com", "--at",
           "1970-01-01T00:00:00.5"), "means 'now' to the CertVerifier"),
+        ((str(GOOGLE), "--mozilla", "--hostname", "google.com",
+          "--staple", "{junk}"), "not a DER OCSP response"),
     ],
     ids=["garbage", "no-anchors", "bad-time", "bad-host", "bad-preset",
-         "missing-file", "epoch-zero", "epoch-first-second"],
+         "missing-file", "epoch-zero", "epoch-first-second",
+         "staple-not-ocsp"],
 )
 def test_usage_errors_exit_two(tmp_path: Path, argv: tuple[str, ...],
                                message: str) -> None:
