@@ -479,12 +479,19 @@ def execute(p: Plan, out: Path, force: bool = False) -> str:
     for i, inp in enumerate(p.inputs, 1):
         _log(f"[{i}/{len(p.inputs)}] {inp.file}")
         files[inp.name] = fetch(inp)
-    with tempfile.TemporaryDirectory(prefix="capos-img-") as tmp:
-        root = Path(tmp) / "root"
-        root.mkdir()
-        _assemble(p, files, root, out)
-        _pack(root, p.source_date_epoch, p.zstd_level,
-              out / "initramfs.tmp")
+    try:
+        with tempfile.TemporaryDirectory(prefix="capos-img-") as tmp:
+            root = Path(tmp) / "root"
+            root.mkdir()
+            _assemble(p, files, root, out)
+            _pack(root, p.source_date_epoch, p.zstd_level,
+                  out / "initramfs.tmp")
+    except BaseException:
+        # A failed or interrupted build leaves no part-written output
+        # (the finished files of an earlier build stay as they were).
+        for part in TMP_PARTS:
+            (out / part).unlink(missing_ok=True)
+        raise
     (out / "vmlinux.tmp").replace(out / "vmlinux")
     (out / "bzImage.tmp").replace(out / "bzImage")
     (out / "initramfs.tmp").replace(image)
@@ -547,13 +554,17 @@ def _usage(ap: argparse.ArgumentParser, a: argparse.Namespace) -> None:
         ap.error(f"--out {a.out}: exists and is not a directory")
 
 
+#: What a build writes in --out before it renames them into place.
+TMP_PARTS = ("vmlinux.tmp", "bzImage.tmp", "initramfs.tmp")
+
+
 @pipe_safe
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog=PROG, description=__doc__.splitlines()[0],
         epilog="Exit status: 0 built (or unchanged), 1 the build or the "
         "manifest check failed (reason on stderr, nothing written), 2 "
-        "usage error.")
+        "usage error, 130 interrupted (nothing written).")
     ap.add_argument("--out", type=Path, default=Path("build/image"),
                     help="output directory for vmlinux and "
                     "initramfs.cpio.zst (default: %(default)s)")
@@ -582,6 +593,9 @@ def main(argv: list[str] | None = None) -> int:
     except BuildError as e:
         print(f"image build failed: {e.reason}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("image build interrupted: nothing written", file=sys.stderr)
+        return 130
     print(f"{digest}  {a.out / 'initramfs.cpio.zst'}")
     return 0
 

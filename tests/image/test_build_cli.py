@@ -168,3 +168,26 @@ def test_help_names_the_command_and_every_option() -> None:
                  "--force "):
         line = next(ln for ln in options.splitlines() if flag in ln)
         assert line.split(flag, 1)[1].strip(), line  # has help text
+
+
+def test_an_interrupted_build_leaves_nothing_part_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Ctrl-C while the kernel is unpacked: the parts written so far are
+    # removed, the last finished image is left as it was, exit 130.
+    out = tmp_path / "image"
+    out.mkdir()
+    (out / "vmlinux").write_bytes(b"the last build's kernel")
+
+    def assemble(p: object, files: object, root: Path, dest: Path) -> None:
+        (dest / "vmlinux.tmp").write_bytes(b"half a kernel")
+        (dest / "bzImage.tmp").write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(build, "fetch", lambda inp: tmp_path / inp.file)
+    monkeypatch.setattr(build, "_assemble", assemble)
+    assert build.main(["--out", str(out), "--force"]) == 130
+    assert "image build interrupted: nothing written" in (
+        capsys.readouterr().err)
+    assert sorted(p.name for p in out.iterdir()) == ["vmlinux"]
+    assert (out / "vmlinux").read_bytes() == b"the last build's kernel"
