@@ -280,6 +280,15 @@ def run(args: argparse.Namespace, report: Report) -> Report:
         try:
             step(report, "boot", vm.start)
             report.facts["bootSeconds"] = round(vm.boot_seconds, 2)
+            # The report's manifest facts are read on the host: they are
+            # the guest's only if it verified this very manifest.
+            said = re.search(r"CAPOS-STAGE manifest-verified version=(\d+)",
+                             vm.console())
+            built = report.facts["manifest"]["version"]
+            if said is None or int(said.group(1)) != built:
+                raise StepError("boot", "the guest did not report verifying "
+                                f"manifest version {built} (it said "
+                                f"{said.group(0) if said else 'nothing'})")
             line = step(report, "issue", lambda: vm.wait_for(
                 r"CAPOS-GATEWAY (serving|failed)", args.issue_timeout))
             if "failed" in line:
