@@ -23,16 +23,18 @@ the report); 2 usage error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
 import json
+import os
 import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -370,6 +372,36 @@ def _seconds(text: str) -> float:
     return value
 
 
+@contextlib.contextmanager
+def _output_to_stderr(on: bool) -> Iterator[None]:
+    """With ``--json``, stdout carries the report alone: while ``on``,
+    what the steps print goes to stderr instead, Python's ``print``
+    (the ``run:`` progress lines, ``bootmanifest build``'s ``wrote``
+    line, ``image.build``'s digest line) and the output of any child
+    process that inherits stdout (file descriptor 1) alike."""
+    if not on:
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved: int | None = None
+    try:
+        saved = os.dup(1)
+        os.dup2(2, 1)
+    except OSError:  # no descriptor 1 or 2: Python's streams only
+        if saved is not None:
+            os.close(saved)
+            saved = None
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stderr.flush()
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
 @pipe_safe
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
@@ -380,7 +412,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", action="store_true",
                    help="keep the VM serving after the checks")
     p.add_argument("--json", action="store_true",
-                   help="print the report as JSON")
+                   help="print the report as JSON, alone on stdout (the "
+                   "progress lines go to stderr)")
     p.add_argument("--issue-timeout", type=_seconds, default=240.0,
                    help="seconds to wait for the certificate (TCG; "
                    "default %(default)s)")
@@ -394,7 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     code = 0
     try:
-        run(args, report)
+        with _output_to_stderr(args.json):
+            run(args, report)
     except StepError as err:
         report.failed, report.error = err.step, err.detail
         print(f"run: FAILED at step {err.step}: {err.detail}",
