@@ -17,7 +17,9 @@ Steps (each printed as it starts and ends; a failure names its step):
              pebble's issuance root.
 
 Exit status: 0 every step worked; 1 a step failed (named on stderr and in
-the report); 2 usage error.
+the report); 130 interrupted (Ctrl-C or SIGTERM; the VM and pebble are
+stopped first); 2 usage error. ``make run`` exits 2 for all but 0 (make's
+own status for a failed command).
 """
 
 from __future__ import annotations
@@ -406,8 +408,9 @@ def _output_to_stderr(on: bool) -> Iterator[None]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m tools.run", description=__doc__.split("\n\n")[0],
-        epilog="Exit status: 0 every step worked, 1 a step failed, 2 "
-        "usage error.",
+        epilog="Exit status: 0 every step worked, 1 a step failed, 130 "
+        "interrupted (Ctrl-C or SIGTERM; the VM and pebble are stopped "
+        "first), 2 usage error. `make run` exits 2 for all but 0.",
     )
     p.add_argument("--keep", action="store_true",
                    help="keep the VM serving after the checks")
