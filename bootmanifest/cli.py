@@ -3,8 +3,10 @@
 Exit codes, for every subcommand: 0 success (``verify``: the manifest is
 valid), 1 failure (``verify``: invalid, with the reason; ``build``: an
 input was refused), 2 usage error (bad arguments, unreadable file or
-key, malformed input file, out-of-range number), printed as one line
-``python -m bootmanifest <command>: error: <reason>``. Output piped into
+key, malformed input file, out-of-range number; ``verify`` and
+``inspect``: a manifest that does not parse, ``malformed``), printed as
+one line ``python -m bootmanifest <command>: error: <reason>`` (``verify
+--json`` also prints its result object first). Output piped into
 a reader that goes away (``| head``) ends the command quietly. The real
 clock is read only here, through ``SystemClock``.
 """
@@ -39,7 +41,8 @@ exit codes:
   1  refused (verify: invalid, reason printed; build: an input file's
      contents refused, e.g. a graph error or a bad extra anchor)
   2  usage error (bad arguments, unreadable or malformed file or key,
-     out-of-range number)
+     out-of-range number; inspect and verify: a file that does not
+     parse as a signed manifest, reason malformed)
 """
 
 
@@ -372,7 +375,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"valid": False, "reason": str(err.reason),
                               "detail": err.detail}))
-        else:
+        if err.reason == Reason.MALFORMED:
+            # Not a manifest at all (or not one the deterministic
+            # encoding makes): bad input, exit 2, as ``inspect``.
+            raise UsageError(
+                f"{args.file}: {err.reason}: {err.detail}") from err
+        if not args.json:
             print(f"INVALID {err.reason}: {err.detail}")
         return EXIT_INVALID
     if args.json:

@@ -4,6 +4,7 @@ refusal exits 2 (usage or input) or 1 (an input refused), with one
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -176,3 +177,37 @@ def test_other_commands_bad_input_exit_two(
         last
     for word in words:
         assert word in last, last
+
+
+@pytest.mark.parametrize("json_out", [False, True], ids=["text", "json"])
+@pytest.mark.parametrize("what", ["not-an-envelope", "signed-garbage"])
+def test_verify_malformed_manifest_exits_two_as_inspect(
+        tmp_path: Path, what: str, json_out: bool) -> None:
+    """A file that does not parse as a signed manifest is bad input, as
+    verify's help and inspect say (exit 2), not an invalid manifest
+    (1): text, and garbage in an envelope signed by the trusted
+    key (it fails only at parsing the manifest, after the signature)."""
+    key = sign.load_or_create_key(tmp_path / "k.key")
+    pub = tmp_path / "pub.hex"
+    pub.write_text(sign.raw_public(key.public_key()).hex() + "\n")
+    bad = tmp_path / "bad.bin"
+    detail = "not a SignedManifest"
+    if what == "signed-garbage":
+        bad.write_bytes(sign.sign(b"not a manifest!!", [key]))
+        detail = "not a BootManifest"
+    else:
+        bad.write_bytes(b"not a signed manifest\n" * 20)
+    proc = bootmanifest("verify", bad, "--pubkey", pub,
+                        *(["--json"] if json_out else []))
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"python -m bootmanifest verify: error: {bad}: malformed: "
+        f"{detail}")
+    if json_out:
+        assert json.loads(proc.stdout) == {
+            "valid": False, "reason": "malformed", "detail": detail}
+    else:
+        assert proc.stdout == ""
+    inspect = bootmanifest("inspect", bad)
+    assert inspect.returncode == 2, inspect.stderr
