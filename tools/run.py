@@ -290,8 +290,10 @@ def run(args: argparse.Namespace, report: Report) -> Report:
                     pass
         finally:
             vm.stop()
-            report.facts["console"] = str(getattr(vm, "kept_log", ""))
-            report.facts["auditLog"] = str(getattr(vm, "kept_audit", ""))
+            for fact, kept in (("console", vm.kept_log),
+                               ("auditLog", vm.kept_audit)):
+                if kept is not None:
+                    report.facts[fact] = str(kept)
     return report
 
 
@@ -331,12 +333,16 @@ def print_report(report: Report) -> None:
         f" (curl HTTP {f.get('httpStatus', '-')}, openssl verify "
         f"{'OK' if f.get('opensslVerify') else '-'})",
         f"  CertVerifier    {f.get('verification', '-')}",
-        f"  memory          services' peak "
-        f"{f.get('memory', {}).get('servicesPeakKiB', 0) / 1024:.1f} MiB "
-        "(their cgroup's high-water mark); guest in use "
-        f"{f.get('memory', {}).get('guestUsedKiB', 0) / 1024:.1f} MiB "
-        "(kernel and in-RAM initramfs included) of "
-        f"{f.get('memory', {}).get('baseMemoryBytes', 0) >> 20} MiB",
+    ]
+    if "memory" in f:  # measured once the checks passed
+        mem = f["memory"]
+        lines.append(
+            f"  memory          services' peak "
+            f"{mem['servicesPeakKiB'] / 1024:.1f} MiB (their cgroup's "
+            f"high-water mark); guest in use "
+            f"{mem['guestUsedKiB'] / 1024:.1f} MiB (kernel and in-RAM "
+            f"initramfs included) of {mem['baseMemoryBytes'] >> 20} MiB")
+    lines += [
         f"  logs            {f.get('logs', '-')}",
         f"  audit           {f.get('audit', {}).get('records', '-')} records"
         " from the guest: "

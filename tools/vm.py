@@ -156,6 +156,10 @@ class VM:
         #: virtio-serial port, one JSON line each.
         self.audit_log = self._tmp / "audit.jsonl"
         self._qmp_sock = self._tmp / "qmp.sock"
+        #: Where :meth:`stop` kept the console log and the audit records
+        #: (``console_dir``), when it kept them.
+        self.kept_log: Path | None = None
+        self.kept_audit: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._loop = asyncio.new_event_loop()
         self._qmp: QMPClient | None = None
@@ -422,7 +426,10 @@ class VM:
                 self._proc.kill()
                 self._proc.wait()
             self._proc = None
-        if failed or self.keep_log:
+        if (failed or self.keep_log) and self._tmp.exists():
+            # Only the first stop has the files to keep: a second one
+            # (start failed, then the caller's own stop) must not forget
+            # where they went.
             self.kept_log = self._keep(self.console_log, "console", "log")
             self.kept_audit = self._keep(self.audit_log, "audit", "jsonl")
         shutil.rmtree(self._tmp, ignore_errors=True)
@@ -445,7 +452,7 @@ class VM:
         try:
             return self.start()
         except VMError as e:
-            path = getattr(self, "kept_log", None)
+            path = self.kept_log
             if path is None:  # it never booted: no console to show
                 raise
             tail = path.read_text(errors="replace")[-2000:]

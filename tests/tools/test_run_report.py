@@ -133,3 +133,42 @@ def test_without_json_the_progress_stays_on_stdout(
     assert err.strip().splitlines()[-1] == (
         "run: FAILED at step boot: VMError: no 'CAPOS-READY' on the "
         "console")
+
+
+def test_interrupted_boot_report_names_the_kept_logs(
+        boot_fails: Callable[[BaseException], None], tmp_path: Path,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """Ctrl-C while the guest boots: the VM stops (keeping its console
+    and audit files under logs/run-*/), run's own stop follows, and the
+    report names the kept files; memory was never measured, so there is
+    no memory line rather than one of 0 MiB."""
+    boot_fails(KeyboardInterrupt())
+    assert run.main([]) == 130
+    out, err = capfd.readouterr()
+    assert "run: interrupted during step boot" in err
+    lines = dict(
+        (ln[2:18].strip(), ln[18:]) for ln in out.splitlines()
+        if ln.startswith("  ") and len(ln) > 18)
+    assert lines["result"] == "FAILED at boot"
+    [run_dir] = (tmp_path / "logs").glob("run-*")
+    console, audit = Path(lines["console log"]), Path(lines["audit log"])
+    assert console.parent == run_dir and audit.parent == run_dir
+    assert console.read_text() == (
+        "capos-boot: t=0.4s start services.init\n")
+    assert json.loads(audit.read_text())["service"] == "audit"
+    assert "memory" not in lines
+    assert "None" not in out
+
+
+def test_interrupted_boot_json_report_names_the_kept_logs(
+        boot_fails: Callable[[BaseException], None],
+        capfd: pytest.CaptureFixture[str]) -> None:
+    boot_fails(KeyboardInterrupt())
+    assert run.main(["--json"]) == 130
+    report = json.loads(capfd.readouterr().out)
+    facts = report["facts"]
+    assert report["failed"] == "boot"
+    assert Path(facts["console"]).is_file()
+    assert Path(facts["auditLog"]).is_file()
+    assert Path(facts["console"]).parent == Path(facts["logs"])
+    assert "memory" not in facts

@@ -137,6 +137,23 @@ def test_exit_without_fatal_line_names_the_exit(tmp_path: Path) -> None:
         vm.stop()
 
 
+def test_a_second_stop_keeps_the_kept_logs(tmp_path: Path) -> None:
+    """A boot that fails (or is interrupted) stops the VM, keeping its
+    console and audit files; the caller's own stop afterwards must not
+    forget where they went (tools.run's report said ``None``)."""
+    vm = VM(tmp_path / "image", keep_log=True, console_dir=tmp_path / "kept")
+    _guest(vm, 'echo "capos-boot: hello" >> "$1"')
+    vm.audit_log.write_text('{"service": "audit"}\n')
+    vm.stop(failed=True)
+    first = (vm.kept_log, vm.kept_audit)
+    vm.stop()
+    assert (vm.kept_log, vm.kept_audit) == first
+    assert vm.kept_log is not None and vm.kept_audit is not None
+    assert vm.kept_log.parent == tmp_path / "kept"
+    assert vm.kept_log.read_text() == "capos-boot: hello\n"
+    assert vm.kept_audit.read_text() == '{"service": "audit"}\n'
+
+
 def test_missing_image_names_the_build_command(tmp_path: Path) -> None:
     with pytest.raises(VMError) as caught, VM(tmp_path / "none"):
         pass
