@@ -616,14 +616,19 @@ def _boot(args: argparse.Namespace) -> int:
                       f"{info['first_tls_seconds']} s")
             print(f"https://127.0.0.1:{vm.port}/ -> guest :443")
         if args.keep:
-            print(f"VM kept running; console {vm.console_log}; Ctrl-C "
-                  "stops it", file=sys.stderr)
+            # The console log QEMU writes is in a temporary directory
+            # that goes with the VM; the copy kept under console_dir is
+            # made when it stops, and named then.
+            print(f"VM kept running; Ctrl-C stops it and keeps the "
+                  f"console log in {vm.console_dir}", file=sys.stderr)
             try:
                 while True:
                     time.sleep(1)
                     vm._check_alive()
             except KeyboardInterrupt:
                 pass
+    if vm.kept_log is not None:
+        print(f"console log kept: {vm.kept_log}", file=sys.stderr)
     return 0
 
 
@@ -674,7 +679,8 @@ def _main(argv: list[str] | None) -> int:
                    help="directory holding vmlinux and initramfs.cpio.zst "
                    "(default: build/image)")
     b.add_argument("--keep", action="store_true",
-                   help="keep the VM running and the console log")
+                   help="keep the VM running until Ctrl-C, then keep its "
+                   "console log under logs/ (the path is printed)")
     b.add_argument("--json", action="store_true",
                    help="print the report as JSON")
     b.add_argument("--guest", choices=["smoke"], default=None,
