@@ -632,6 +632,27 @@ def _boot(args: argparse.Namespace) -> int:
     return 0
 
 
+#: An ext2/3/4 superblock starts 1024 bytes into the device, and its
+#: ``s_magic`` (0xEF53, little-endian) is 56 bytes into it.
+EXT4_MAGIC_OFFSET = 1024 + 56
+EXT4_MAGIC = (0xEF53).to_bytes(2, "little")
+
+
+def not_ext4(path: Path) -> str | None:
+    """Why ``path`` is not an ext4 image the guest can mount, or None."""
+    try:
+        with path.open("rb") as f:
+            f.seek(EXT4_MAGIC_OFFSET)
+            magic = f.read(2)
+    except OSError as err:
+        return f"cannot read it: {err.strerror}"
+    if magic != EXT4_MAGIC:
+        return (f"not an ext4 image (no superblock magic 0xEF53 at byte "
+                f"{EXT4_MAGIC_OFFSET}); give a path that does not exist "
+                "to have a fresh one made")
+    return None
+
+
 def _check_boot_args(ap: argparse.ArgumentParser,
                      a: argparse.Namespace) -> None:
     """Refuse bad arguments (exit 2) before QEMU starts."""
@@ -650,6 +671,8 @@ def _check_boot_args(ap: argparse.ArgumentParser,
     if disk is not None:
         if disk.exists() and not disk.is_file():
             ap.error(f"--data-disk {disk}: not a regular file")
+        if disk.exists() and (why := not_ext4(disk)) is not None:
+            ap.error(f"--data-disk {disk}: {why}")
         if not disk.exists() and not disk.parent.is_dir():
             ap.error(f"--data-disk {disk}: directory {disk.parent} does "
                      "not exist (a missing disk is made fresh there)")
@@ -701,7 +724,8 @@ def _main(argv: list[str] | None) -> int:
                    "guest code ran, a figure the host's load hardly "
                    "moves")
     b.add_argument("--data-disk", type=Path, default=None, metavar="IMG",
-                   help="attach this data disk (made fresh if missing)")
+                   help="attach this ext4 image as the guest's /data (a "
+                   "fresh one is made if IMG does not exist)")
     a = ap.parse_args(argv)
     _check_boot_args(ap, a)
     try:
