@@ -3,8 +3,10 @@
 Exit codes, for every subcommand: 0 success (``verify``: the manifest is
 valid), 1 failure (``verify``: invalid, with the reason; ``build``: an
 input was refused), 2 usage error (bad arguments, unreadable file or
-key, malformed input file, out-of-range number), printed as one line
-``python -m bootmanifest <command>: error: <reason>``. Output piped into
+key, malformed input file, out-of-range number; ``verify`` and
+``inspect``: a manifest that does not parse, ``malformed``), printed as
+one line ``python -m bootmanifest <command>: error: <reason>`` (``verify
+--json`` also prints its result object first). Output piped into
 a reader that goes away (``| head``) ends the command quietly. The real
 clock is read only here, through ``SystemClock``.
 """
@@ -40,7 +42,8 @@ exit codes:
   1  refused (verify: invalid, reason printed; build: an input file's
      contents refused, e.g. a graph error or a bad extra anchor)
   2  usage error (bad arguments, unreadable or malformed file or key,
-     out-of-range number)
+     out-of-range number; inspect and verify: a file that does not
+     parse as a signed manifest, reason malformed)
 """
 
 
@@ -88,8 +91,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="output file, in an existing directory (default: "
                    "build/manifest.bin)")
     b.add_argument("--key", type=Path, action="append",
-                   help="Ed25519 PKCS#8 PEM signing key; repeat for several "
-                   f"signers (default: {sign.DEFAULT_KEY}, created if absent)")
+                   help="Ed25519 PKCS#8 PEM signing key, which must exist; "
+                   "repeat for several signers (default: "
+                   f"{sign.DEFAULT_KEY}, created if absent)")
     b.add_argument("--version", type=_int_in(0, UINT64_MAX),
                    dest="manifest_version",
                    help="manifest version (default: the issue time in "
@@ -154,9 +158,19 @@ def _issue_time() -> int:
     return epoch_seconds(SystemClock().now())
 
 
-def _load_key(path: Path | None, create: bool = True) -> Any:
-    """The signing key; made on first use only when ``create``."""
+def _load_key(path: Path | None, create: bool = False) -> Any:
+    """The signing key at ``path`` (``--key``), or the default one.
+
+    Only the default key is made on first use, and only when ``create``
+    (``build``): a ``--key`` that does not exist is a usage error, never
+    a new key (and directories) made where a mistyped path points.
+    """
     where = (path or sign.DEFAULT_KEY).expanduser()
+    if path is not None and not where.exists():
+        raise UsageError(
+            f"key {where}: no such key (only the default key, "
+            f"{sign.DEFAULT_KEY}, is made on first use, by `build` "
+            "without --key)")
     if not create and not where.exists():
         raise UsageError(f"key {where}: no such key (`build` makes one "
                          "on first use)")
@@ -238,7 +252,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             raise UsageError(f"--extra-anchor {spec!r}: expected NAME=PEMFILE")
         extras.append(build.extra_anchor_from_pem(name, _read(Path(pem_file))))
     _check_out(args.out)
-    keys = [_load_key(k) for k in (args.key or [None])]
+    keys = [_load_key(k, create=True) for k in (args.key or [None])]
     ids = tuple(sign.key_id(k.public_key()) for k in keys)
     if len(set(ids)) != len(ids):
         raise UsageError("the same key given twice")
@@ -386,7 +400,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"valid": False, "reason": str(err.reason),
                               "detail": err.detail}))
-        else:
+        if err.reason == Reason.MALFORMED:
+            # Not a manifest at all (or not one the deterministic
+            # encoding makes): bad input, exit 2, as ``inspect``.
+            raise UsageError(
+                f"{args.file}: {err.reason}: {err.detail}") from err
+        if not args.json:
             print(f"INVALID {err.reason}: {err.detail}")
         return EXIT_INVALID
     if args.json:
@@ -398,7 +417,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_pubkey(args: argparse.Namespace) -> int:
-    public = _load_key(args.key, create=False).public_key()
+    public = _load_key(args.key).public_key()
     if args.pem:
         sys.stdout.write(public.public_bytes(
             serialization.Encoding.PEM,

@@ -17,22 +17,26 @@ Steps (each printed as it starts and ends; a failure names its step):
              pebble's issuance root.
 
 Exit status: 0 every step worked; 1 a step failed (named on stderr and in
-the report); 2 usage error.
+the report); 130 interrupted (Ctrl-C or SIGTERM; the VM and pebble are
+stopped first); 2 usage error. ``make run`` exits 2 for all but 0 (make's
+own status for a failed command).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
 import json
+import os
 import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -321,8 +325,10 @@ def run(args: argparse.Namespace, report: Report) -> Report:
                     pass
         finally:
             vm.stop()
-            report.facts["console"] = str(getattr(vm, "kept_log", ""))
-            report.facts["auditLog"] = str(getattr(vm, "kept_audit", ""))
+            for fact, kept in (("console", vm.kept_log),
+                               ("auditLog", vm.kept_audit)):
+                if kept is not None:
+                    report.facts[fact] = str(kept)
     return report
 
 
@@ -362,12 +368,16 @@ def print_report(report: Report) -> None:
         f" (curl HTTP {f.get('httpStatus', '-')}, openssl verify "
         f"{'OK' if f.get('opensslVerify') else '-'})",
         f"  CertVerifier    {f.get('verification', '-')}",
-        f"  memory          services' peak "
-        f"{f.get('memory', {}).get('servicesPeakKiB', 0) / 1024:.1f} MiB "
-        "(their cgroup's high-water mark); guest in use "
-        f"{f.get('memory', {}).get('guestUsedKiB', 0) / 1024:.1f} MiB "
-        "(kernel and in-RAM initramfs included) of "
-        f"{f.get('memory', {}).get('baseMemoryBytes', 0) >> 20} MiB",
+    ]
+    if "memory" in f:  # measured once the checks passed
+        mem = f["memory"]
+        lines.append(
+            f"  memory          services' peak "
+            f"{mem['servicesPeakKiB'] / 1024:.1f} MiB (their cgroup's "
+            f"high-water mark); guest in use "
+            f"{mem['guestUsedKiB'] / 1024:.1f} MiB (kernel and in-RAM "
+            f"initramfs included) of {mem['baseMemoryBytes'] >> 20} MiB")
+    lines += [
         f"  logs            {f.get('logs', '-')}",
         f"  audit           {f.get('audit', {}).get('records', '-')} records"
         " from the guest: "
@@ -405,17 +415,49 @@ def _seconds(text: str) -> float:
     return value
 
 
+@contextlib.contextmanager
+def _output_to_stderr(on: bool) -> Iterator[None]:
+    """With ``--json``, stdout carries the report alone: while ``on``,
+    what the steps print goes to stderr instead, Python's ``print``
+    (the ``run:`` progress lines, ``bootmanifest build``'s ``wrote``
+    line, ``image.build``'s digest line) and the output of any child
+    process that inherits stdout (file descriptor 1) alike."""
+    if not on:
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved: int | None = None
+    try:
+        saved = os.dup(1)
+        os.dup2(2, 1)
+    except OSError:  # no descriptor 1 or 2: Python's streams only
+        if saved is not None:
+            os.close(saved)
+            saved = None
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stderr.flush()
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
 @pipe_safe
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m tools.run", description=__doc__.split("\n\n")[0],
-        epilog="Exit status: 0 every step worked, 1 a step failed, 2 "
-        "usage error.",
+        epilog="Exit status: 0 every step worked, 1 a step failed, 130 "
+        "interrupted (Ctrl-C or SIGTERM; the VM and pebble are stopped "
+        "first), 2 usage error. `make run` exits 2 for all but 0.",
     )
     p.add_argument("--keep", action="store_true",
                    help="keep the VM serving after the checks")
     p.add_argument("--json", action="store_true",
-                   help="print the report as JSON")
+                   help="print the report as JSON, alone on stdout (the "
+                   "progress lines go to stderr)")
     p.add_argument("--issue-timeout", type=_seconds, default=240.0,
                    help="seconds to wait for the certificate (TCG; "
                    "default %(default)s)")
@@ -429,7 +471,8 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     code = 0
     try:
-        run(args, report)
+        with _output_to_stderr(args.json):
+            run(args, report)
     except StepError as err:
         report.failed, report.error = err.step, err.detail
         print(f"run: FAILED at step {err.step}: {err.detail}",

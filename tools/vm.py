@@ -156,6 +156,10 @@ class VM:
         #: virtio-serial port, one JSON line each.
         self.audit_log = self._tmp / "audit.jsonl"
         self._qmp_sock = self._tmp / "qmp.sock"
+        #: Where :meth:`stop` kept the console log and the audit records
+        #: (``console_dir``), when it kept them.
+        self.kept_log: Path | None = None
+        self.kept_audit: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._loop = asyncio.new_event_loop()
         self._qmp: QMPClient | None = None
@@ -422,7 +426,10 @@ class VM:
                 self._proc.kill()
                 self._proc.wait()
             self._proc = None
-        if failed or self.keep_log:
+        if (failed or self.keep_log) and self._tmp.exists():
+            # Only the first stop has the files to keep: a second one
+            # (start failed, then the caller's own stop) must not forget
+            # where they went.
             self.kept_log = self._keep(self.console_log, "console", "log")
             self.kept_audit = self._keep(self.audit_log, "audit", "jsonl")
         shutil.rmtree(self._tmp, ignore_errors=True)
@@ -445,7 +452,7 @@ class VM:
         try:
             return self.start()
         except VMError as e:
-            path = getattr(self, "kept_log", None)
+            path = self.kept_log
             if path is None:  # it never booted: no console to show
                 raise
             tail = path.read_text(errors="replace")[-2000:]
@@ -609,15 +616,41 @@ def _boot(args: argparse.Namespace) -> int:
                       f"{info['first_tls_seconds']} s")
             print(f"https://127.0.0.1:{vm.port}/ -> guest :443")
         if args.keep:
-            print(f"VM kept running; console {vm.console_log}; Ctrl-C "
-                  "stops it", file=sys.stderr)
+            # The console log QEMU writes is in a temporary directory
+            # that goes with the VM; the copy kept under console_dir is
+            # made when it stops, and named then.
+            print(f"VM kept running; Ctrl-C stops it and keeps the "
+                  f"console log in {vm.console_dir}", file=sys.stderr)
             try:
                 while True:
                     time.sleep(1)
                     vm._check_alive()
             except KeyboardInterrupt:
                 pass
+    if vm.kept_log is not None:
+        print(f"console log kept: {vm.kept_log}", file=sys.stderr)
     return 0
+
+
+#: An ext2/3/4 superblock starts 1024 bytes into the device, and its
+#: ``s_magic`` (0xEF53, little-endian) is 56 bytes into it.
+EXT4_MAGIC_OFFSET = 1024 + 56
+EXT4_MAGIC = (0xEF53).to_bytes(2, "little")
+
+
+def not_ext4(path: Path) -> str | None:
+    """Why ``path`` is not an ext4 image the guest can mount, or None."""
+    try:
+        with path.open("rb") as f:
+            f.seek(EXT4_MAGIC_OFFSET)
+            magic = f.read(2)
+    except OSError as err:
+        return f"cannot read it: {err.strerror}"
+    if magic != EXT4_MAGIC:
+        return (f"not an ext4 image (no superblock magic 0xEF53 at byte "
+                f"{EXT4_MAGIC_OFFSET}); give a path that does not exist "
+                "to have a fresh one made")
+    return None
 
 
 def _check_boot_args(ap: argparse.ArgumentParser,
@@ -638,6 +671,8 @@ def _check_boot_args(ap: argparse.ArgumentParser,
     if disk is not None:
         if disk.exists() and not disk.is_file():
             ap.error(f"--data-disk {disk}: not a regular file")
+        if disk.exists() and (why := not_ext4(disk)) is not None:
+            ap.error(f"--data-disk {disk}: {why}")
         if not disk.exists() and not disk.parent.is_dir():
             ap.error(f"--data-disk {disk}: directory {disk.parent} does "
                      "not exist (a missing disk is made fresh there)")
@@ -667,7 +702,8 @@ def _main(argv: list[str] | None) -> int:
                    help="directory holding vmlinux and initramfs.cpio.zst "
                    "(default: build/image)")
     b.add_argument("--keep", action="store_true",
-                   help="keep the VM running and the console log")
+                   help="keep the VM running until Ctrl-C, then keep its "
+                   "console log under logs/ (the path is printed)")
     b.add_argument("--json", action="store_true",
                    help="print the report as JSON")
     b.add_argument("--guest", choices=["smoke"], default=None,
@@ -688,7 +724,8 @@ def _main(argv: list[str] | None) -> int:
                    "guest code ran, a figure the host's load hardly "
                    "moves")
     b.add_argument("--data-disk", type=Path, default=None, metavar="IMG",
-                   help="attach this data disk (made fresh if missing)")
+                   help="attach this ext4 image as the guest's /data (a "
+                   "fresh one is made if IMG does not exist)")
     a = ap.parse_args(argv)
     _check_boot_args(ap, a)
     try:

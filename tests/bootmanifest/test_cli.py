@@ -16,13 +16,14 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
 )
 
-from bootmanifest import cli
+from bootmanifest import cli, sign
 
 
 @pytest.fixture
 def built(tmp_path, monkeypatch, acme_root_pem):
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1790000000")
     key = tmp_path / "k.key"
+    sign.load_or_create_key(key)  # build refuses a --key that is missing
     out = tmp_path / "out" / "manifest.bin"
     out.parent.mkdir()  # build refuses a missing --out directory
     assert cli.main(["build", "--out", str(out), "--key", str(key),
@@ -98,6 +99,7 @@ def test_extra_anchor(tmp_path, capsys, acme_root_pem) -> None:
     # Any PEM certificate will do as a second extra anchor.
     pem = acme_root_pem
     out = tmp_path / "m.bin"
+    sign.load_or_create_key(tmp_path / "k")
     assert cli.main(["build", "--out", str(out), "--key",
                      str(tmp_path / "k"), "--extra-anchor",
                      f"acme-test-root={pem}", "--extra-anchor",

@@ -4,12 +4,15 @@ refusal exits 2 (usage or input) or 1 (an input refused), with one
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from bootmanifest import sign
 
 REPO = Path(__file__).resolve().parent.parent.parent
 
@@ -36,6 +39,7 @@ def refused(proc: subprocess.CompletedProcess[str], code: int,
 @pytest.fixture
 def base(tmp_path: Path, acme_root_pem: Path) -> list[str]:
     """Arguments of a build that works, with its output in tmp_path."""
+    sign.load_or_create_key(tmp_path / "k.key")
     return ["build", "--key", str(tmp_path / "k.key"), "--extra-anchor",
             f"acme-server-root={acme_root_pem}"]
 
@@ -84,12 +88,47 @@ def test_bad_input_exits_two(tmp_path: Path, base: list[str],
 
 
 def test_missing_extra_anchor_names_the_flag(tmp_path: Path) -> None:
+    sign.load_or_create_key(tmp_path / "k.key")
     proc = bootmanifest("build", "--key", tmp_path / "k.key", "--out",
                         tmp_path / "m.bin")
     refused(proc, 1, "graph: service 'trust': unknown input section "
             "'anchor:acme-server-root'",
             "(give --extra-anchor acme-server-root=PEMFILE)")
     assert not (tmp_path / "m.bin").exists()
+
+
+@pytest.mark.parametrize("where", ["no/such/dir/k.key", "k.key"],
+                         ids=["dir-missing", "file-missing"])
+def test_build_refuses_a_missing_key_and_makes_none(
+        tmp_path: Path, acme_root_pem: Path, where: str) -> None:
+    """A --key that does not exist is a mistake, not a request for a new
+    key: exit 2 naming it, with no key and no directory made."""
+    key = tmp_path / where
+    proc = bootmanifest("build", "--key", key, "--out", tmp_path / "m.bin",
+                        "--extra-anchor", f"acme-server-root={acme_root_pem}")
+    refused(proc, 2, f"key {key}: no such key",
+            f"only the default key, {sign.DEFAULT_KEY}, is made on first "
+            "use")
+    assert not key.exists()
+    assert not (tmp_path / "no").exists()
+    assert not (tmp_path / "m.bin").exists()
+
+
+def test_build_makes_the_default_key_on_first_use(
+        tmp_path: Path, acme_root_pem: Path) -> None:
+    """Without --key, build makes the default key (0600) where it is
+    missing; HOME points the default into tmp_path."""
+    env = dict(os.environ, HOME=str(tmp_path), SOURCE_DATE_EPOCH="1790000000")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bootmanifest", "build", "--out",
+         str(tmp_path / "m.bin"), "--extra-anchor",
+         f"acme-server-root={acme_root_pem}"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+        check=False)
+    assert proc.returncode == 0, proc.stderr
+    key = tmp_path / ".cache" / "capos" / "keys" / "manifest-signing.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "m.bin").exists()
 
 
 def test_closed_stdout_pipe_is_quiet(tmp_path: Path, base: list[str]
@@ -138,3 +177,37 @@ def test_other_commands_bad_input_exit_two(
         last
     for word in words:
         assert word in last, last
+
+
+@pytest.mark.parametrize("json_out", [False, True], ids=["text", "json"])
+@pytest.mark.parametrize("what", ["not-an-envelope", "signed-garbage"])
+def test_verify_malformed_manifest_exits_two_as_inspect(
+        tmp_path: Path, what: str, json_out: bool) -> None:
+    """A file that does not parse as a signed manifest is bad input, as
+    verify's help and inspect say (exit 2), not an invalid manifest
+    (1): text, and garbage in an envelope signed by the trusted
+    key (it fails only at parsing the manifest, after the signature)."""
+    key = sign.load_or_create_key(tmp_path / "k.key")
+    pub = tmp_path / "pub.hex"
+    pub.write_text(sign.raw_public(key.public_key()).hex() + "\n")
+    bad = tmp_path / "bad.bin"
+    detail = "not a SignedManifest"
+    if what == "signed-garbage":
+        bad.write_bytes(sign.sign(b"not a manifest!!", [key]))
+        detail = "not a BootManifest"
+    else:
+        bad.write_bytes(b"not a signed manifest\n" * 20)
+    proc = bootmanifest("verify", bad, "--pubkey", pub,
+                        *(["--json"] if json_out else []))
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"python -m bootmanifest verify: error: {bad}: malformed: "
+        f"{detail}")
+    if json_out:
+        assert json.loads(proc.stdout) == {
+            "valid": False, "reason": "malformed", "detail": detail}
+    else:
+        assert proc.stdout == ""
+    inspect = bootmanifest("inspect", bad)
+    assert inspect.returncode == 2, inspect.stderr

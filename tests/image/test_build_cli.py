@@ -40,6 +40,7 @@ def signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp / "root.pem"
     root.write_bytes(_test_root_pem())
     key = tmp / "signing.key"
+    sign.load_or_create_key(key)
     manifest = tmp / "manifest.bin"
     assert manifest_cli.main([
         "build", "--out", str(manifest), "--key", str(key), "--version",

@@ -125,3 +125,28 @@ def test_run_help_names_the_module() -> None:
     assert proc.returncode == 0
     assert proc.stdout.startswith("usage: python -m tools.run ")
     assert "capos-run" not in proc.stdout
+
+
+def test_run_help_lists_every_exit_status() -> None:
+    proc = module("tools.run", "--help")
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())
+    for said in ("0 every step worked", "1 a step failed",
+                 "130 interrupted (Ctrl-C or SIGTERM", "2 usage error",
+                 "`make run` exits 2 for all but 0"):
+        assert said in text, said
+
+
+@pytest.mark.parametrize("status", [0, 1, 130])
+def test_make_run_exits_two_whatever_tools_run_returns(status: int
+                                                       ) -> None:
+    """What the README says of make: the recipe's own status (tools.run's
+    1, or 130 after a SIGTERM) becomes 2. The repository's Makefile, its
+    command stood in for by one exiting ``status`` (setup not run)."""
+    proc = subprocess.run(
+        ["make", "-s", "-o", "setup", "run",
+         f"PY={sys.executable} -c 'raise SystemExit({status})'"],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == (0 if status == 0 else 2), proc.stderr
+    if status:
+        assert proc.stderr.strip().endswith(f"run] Error {status}")

@@ -34,6 +34,11 @@ def vm_boot(*argv: str | Path) -> subprocess.CompletedProcess[str]:
          ["--data-disk /nonexist/x.img", "directory /nonexist does not "
           "exist"]),
         (["--data-disk", "{tmp}"], ["--data-disk", "not a regular file"]),
+        (["--data-disk", "{tmp}/notes.md"],
+         ["--data-disk {tmp}/notes.md: not an ext4 image (no superblock "
+          "magic 0xEF53 at byte 1080); give a path that does not exist"]),
+        (["--data-disk", "{tmp}/short.img"],
+         ["--data-disk {tmp}/short.img: not an ext4 image"]),
         (["--setting", "bogus"], ["--setting 'bogus'",
                                   "expected KEY=VALUE"]),
         (["--setting", "=value"], ["expected KEY=VALUE"]),
@@ -43,13 +48,17 @@ def vm_boot(*argv: str | Path) -> subprocess.CompletedProcess[str]:
         (["--kernel-arg", ""], ["--kernel-arg ''", "one word"]),
         (["--kernel-arg", 'capos.x="y'], ["no white space or quotes"]),
     ],
-    ids=["data-disk-parent-missing", "data-disk-is-dir", "setting-no-eq",
+    ids=["data-disk-parent-missing", "data-disk-is-dir",
+         "data-disk-not-ext4", "data-disk-short", "setting-no-eq",
          "setting-no-key", "setting-space", "kernel-arg-two-words",
          "kernel-arg-empty", "kernel-arg-quote"],
 )
 def test_bad_arguments_exit_two(tmp_path: Path, args: list[str],
                                 words: list[str]) -> None:
+    (tmp_path / "notes.md").write_text("# not a file system\n" * 200)
+    (tmp_path / "short.img").write_bytes(b"\x53\xef")
     argv = [a.format(tmp=tmp_path) for a in args]
+    words = [w.format(tmp=tmp_path) for w in words]
     # No image either: were an argument let through, the boot would
     # fail at once (exit 1) rather than start QEMU.
     proc = vm_boot(*argv, "--image", tmp_path / "none")
@@ -60,6 +69,19 @@ def test_bad_arguments_exit_two(tmp_path: Path, args: list[str],
     for word in words:
         assert word in last, last
     assert "boot failed" not in proc.stderr  # nothing was started
+
+
+def test_an_ext4_data_disk_is_taken(tmp_path: Path) -> None:
+    """A data disk mkfs.ext4 made passes the check: the boot goes on to
+    fail only for the missing image, and the disk is left as it was."""
+    from tools.vm import make_data_disk
+
+    disk = make_data_disk(tmp_path / "data.img", size_mb=8)
+    before = disk.read_bytes()
+    proc = vm_boot("--data-disk", disk, "--image", tmp_path / "none")
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith("boot failed: missing "), proc.stderr
+    assert disk.read_bytes() == before
 
 
 def test_missing_image_boot_fails_naming_the_build(tmp_path: Path
@@ -135,6 +157,23 @@ def test_exit_without_fatal_line_names_the_exit(tmp_path: Path) -> None:
         assert caught.value.reason == "qemu exited rc=0"
     finally:
         vm.stop()
+
+
+def test_a_second_stop_keeps_the_kept_logs(tmp_path: Path) -> None:
+    """A boot that fails (or is interrupted) stops the VM, keeping its
+    console and audit files; the caller's own stop afterwards must not
+    forget where they went (tools.run's report said ``None``)."""
+    vm = VM(tmp_path / "image", keep_log=True, console_dir=tmp_path / "kept")
+    _guest(vm, 'echo "capos-boot: hello" >> "$1"')
+    vm.audit_log.write_text('{"service": "audit"}\n')
+    vm.stop(failed=True)
+    first = (vm.kept_log, vm.kept_audit)
+    vm.stop()
+    assert (vm.kept_log, vm.kept_audit) == first
+    assert vm.kept_log is not None and vm.kept_audit is not None
+    assert vm.kept_log.parent == tmp_path / "kept"
+    assert vm.kept_log.read_text() == "capos-boot: hello\n"
+    assert vm.kept_audit.read_text() == '{"service": "audit"}\n'
 
 
 def test_missing_image_names_the_build_command(tmp_path: Path) -> None:

@@ -122,3 +122,40 @@ def test_a_forward_port_taken_before_qemu_binds_it_is_replaced(
                 pass
     finally:
         squatter.close()
+
+
+def test_boot_keep_names_the_kept_console_log(image_dir: Path) -> None:
+    """``tools.vm boot --keep``: the VM serves until Ctrl-C, then the
+    command names the console log it kept under logs/ (the file QEMU
+    wrote is in a temporary directory that is gone by then)."""
+    import signal
+
+    from tools.vm import LOGS
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tools.vm", "boot", "--image",
+         str(image_dir), "--guest", "smoke", "--keep"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    try:
+        said = proc.stderr.readline()
+        assert said == ("VM kept running; Ctrl-C stops it and keeps the "
+                        f"console log in {LOGS}\n"), said
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "ready in " in out
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("console log kept: "), err
+    kept = Path(last.removeprefix("console log kept: "))
+    try:
+        assert kept.parent == LOGS
+        assert "CAPOS-READY smoke" in kept.read_text()
+    finally:
+        kept.unlink(missing_ok=True)
+        for audit in LOGS.glob(f"audit-*-{proc.pid}.jsonl"):
+            audit.unlink()

@@ -15,8 +15,7 @@ pytestmark = pytest.mark.vm
 
 def test_make_run_path(capsys) -> None:
     code = run.main(["--json"])
-    out = capsys.readouterr().out
-    report = json.loads(out[out.index("{"):])
+    report = json.loads(capsys.readouterr().out)  # the report alone
     assert report["failed"] == "", report["error"]
     assert code == 0
     facts = report["facts"]
@@ -127,6 +126,17 @@ def test_sigterm_during_boot_stops_everything_and_names_the_step() -> None:
     assert "interrupted during step boot" in rest
     assert "FAILED at boot" in rest
     assert "Traceback" not in rest
+    # The report names the console and audit logs the stopped VM kept,
+    # and has no memory line: nothing was measured.
+    import re
+    from pathlib import Path
+
+    for label in ("console log", "audit log"):
+        m = re.search(rf"^  {label} +(\S+)$", rest, re.M)
+        assert m, rest[-2000:]
+        assert Path(m.group(1)).is_file(), m.group(0)
+    assert "  memory " not in rest
+    assert "None" not in rest
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(
             os.path.exists(f"/proc/{pid}") for pid in kids):
