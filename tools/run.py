@@ -252,6 +252,21 @@ def verify_served(port: int, root: Path) -> dict[str, Any]:
     return {"verification": "valid", "leaf": result["leaf"]}
 
 
+class _Entered:
+    """A context manager already entered (its ``__enter__`` ran in a
+    step); leaving it leaves the original."""
+
+    def __init__(self, manager: Any) -> None:
+        self._manager = manager
+        self._value = manager.__enter__()
+
+    def __enter__(self) -> Any:
+        return self._value
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self._manager.__exit__(*exc)
+
+
 def run(args: argparse.Namespace, report: Report) -> Report:
     from tools.pebble import Pebble
     from tools.vm import VM, make_data_disk
@@ -263,7 +278,10 @@ def run(args: argparse.Namespace, report: Report) -> Report:
     manifest, pub = step(report, "manifest",
                          lambda: build_manifest(report))
     image = step(report, "image", lambda: build_image(report, manifest, pub))
-    with Pebble(logs, nonce_reject=args.nonce_reject) as peb:
+    acme_server = Pebble(logs, nonce_reject=args.nonce_reject)
+    # Entered as a step: pebble that cannot start fails the run by name
+    # (with its log), and a pebble started half-way is stopped.
+    with step(report, "pebble", lambda: _Entered(acme_server)) as peb:
         root_pem = logs / "pebble-issuance-root.pem"
         port = peb.ports.acme
         settings = {

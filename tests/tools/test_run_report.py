@@ -172,3 +172,25 @@ def test_interrupted_boot_json_report_names_the_kept_logs(
     assert Path(facts["auditLog"]).is_file()
     assert Path(facts["console"]).parent == Path(facts["logs"])
     assert "memory" not in facts
+
+
+def test_an_acme_server_that_cannot_start_fails_its_own_step(
+        boot_fails: Callable[[BaseException], None],
+        monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """pebble refusing to start is a step of its own in the report (not
+    a traceback after the image step), and nothing boots."""
+    boot_fails(AssertionError("the guest must not boot"))
+
+    class NoPebble(FakePebble):
+        def __enter__(self) -> FakePebble:
+            raise pebble_mod.PebbleError("pebble exited: address in use")
+
+    monkeypatch.setattr(pebble_mod, "Pebble", NoPebble)
+    assert run.main(["--json"]) == 1
+    out, err = capfd.readouterr()
+    report = json.loads(out)
+    assert report["failed"] == "pebble"
+    assert report["error"] == "PebbleError: pebble exited: address in use"
+    assert "Traceback" not in err
+    assert "run:   guest" not in err
