@@ -31,7 +31,7 @@ def test_make_run_path(capsys) -> None:
     assert {"acme.register:ok", "acme.order:ok", "certstore.put:ok",
             "gateway.rotate:ok"} <= ops
     assert set(report["timings"]) == {
-        "manifest", "image", "boot", "issue", "tls", "verify"}
+        "manifest", "image", "pebble", "boot", "issue", "tls", "verify"}
 
 
 def test_keep_serves_until_interrupted_then_tears_down() -> None:
