@@ -137,8 +137,10 @@ class Pebble:
     :param nonce_reject: percentage of valid nonces pebble rejects (its
         default is 5; runs that measure pass 0).
     :param authz_reuse: percentage of valid authorizations pebble reuses
-        for a new order (``None``: pebble's default, 50); tests that need
-        every order validated pass 0.
+        for a new order (``None``: pebble's default, 50). Even 0 reuses
+        one in a hundred: pebble makes a new authorization only when
+        ``rand.Intn(100) > percent``. A test that needs an order
+        validated orders under an account with no valid authorization.
     :param validity: lifetime in seconds of the certificates pebble
         issues (its ``certificateValidityPeriod``; ``None``: pebble's
         default of five years). Rotation tests pass a short one so that
