@@ -143,8 +143,13 @@ def _parser() -> argparse.ArgumentParser:
                        "key.", epilog=EXIT_HELP, formatter_class=fmt)
     p.add_argument("--key", type=Path,
                    help=f"signing key (default: {sign.DEFAULT_KEY})")
-    p.add_argument("--pem", action="store_true",
-                   help="PEM SubjectPublicKeyInfo instead of raw hex")
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--pem", action="store_true",
+                      help="PEM SubjectPublicKeyInfo instead of raw hex")
+    form.add_argument("--key-id", action="store_true",
+                      help="the key id instead (SHA-256 of the raw key, "
+                      "hex): what inspect's 'signed by' and 'threshold' "
+                      "lines name")
     return top
 
 
@@ -376,8 +381,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
           f"{ct['version']} of {ct['timestamp']}, {info['ctEnforcement']}")
     print(f"presets      {', '.join(info['presets'])}")
     print(f"extra        {', '.join(info['extraAnchors']) or '-'}")
-    print(f"signed by    {', '.join(info['signatures'])}")
-    print(f"threshold    {info['threshold']} of "
+    # Key ids (SHA-256 of the raw key; pubkey --key-id prints one).
+    print(f"signed by    key id {', '.join(info['signatures'])}")
+    print(f"threshold    {info['threshold']} of key id "
           f"{', '.join(info['trustedSigners'])}")
     for s in info["services"]:
         print(f"service      {s['name']} ({s['module']}) grants "
@@ -423,6 +429,8 @@ def cmd_pubkey(args: argparse.Namespace) -> int:
             serialization.Encoding.PEM,
             serialization.PublicFormat.SubjectPublicKeyInfo,
         ).decode("ascii"))
+    elif args.key_id:
+        print(sign.key_id(public).hex())
     else:
         print(sign.raw_public(public).hex())
     return EXIT_OK

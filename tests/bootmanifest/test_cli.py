@@ -129,3 +129,18 @@ def test_pubkey_reads_a_key_and_never_makes_one(tmp_path, capsys) -> None:
     assert cli.main(["pubkey", "--key", str(typo)]) == 2
     assert "no such key" in capsys.readouterr().err
     assert not typo.exists() and not typo.parent.exists()
+
+
+def test_inspect_names_signers_by_the_key_id_pubkey_prints(
+        built, capsys) -> None:
+    out, key, _, _ = built
+    capsys.readouterr()
+    assert cli.main(["pubkey", "--key", str(key), "--key-id"]) == 0
+    key_id = capsys.readouterr().out.strip()
+    assert len(key_id) == 64
+    assert cli.main(["inspect", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert f"signed by    key id {key_id}" in lines
+    assert f"threshold    1 of key id {key_id}" in lines
+    assert cli.main(["inspect", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["signatures"] == [key_id]
