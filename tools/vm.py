@@ -32,6 +32,7 @@ from types import TracebackType
 
 from qemu.qmp import ConnectError, QMPClient
 
+from services._runtime import settings as guest_settings
 from tools.proc import die_with_parent
 
 REPO = Path(__file__).resolve().parent.parent
@@ -663,6 +664,9 @@ def _check_boot_args(ap: argparse.ArgumentParser,
         if re.search(r"\s", s):
             ap.error(f"--setting {s!r}: no white space (settings go on "
                      "the kernel command line)")
+        if key not in guest_settings.KNOWN:
+            ap.error(f"--setting {s!r}: no service reads {key!r} (known: "
+                     f"{guest_settings.known_list()})")
     for word in a.kernel_arg:
         if not word or re.search(r"[\s\"]", word):
             ap.error(f"--kernel-arg {word!r}: one word, no white space "

@@ -274,6 +274,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"capos-init: bad --setting {item!r}", file=sys.stderr)
             return 2
         settings[key] = value
+    from services._runtime import settings as known
+
+    for key in known.unknown(list(settings)):
+        # Not fatal: the boot goes on, and the console says it.
+        print(f"capos-init: setting {key!r} is read by no service "
+              f"(known: {known.known_list()})", file=sys.stderr, flush=True)
     if args.state is None and args.data is not None:
         args.state = args.data / "init"
     try:

@@ -47,11 +47,13 @@ def vm_boot(*argv: str | Path) -> subprocess.CompletedProcess[str]:
          ["--kernel-arg 'capos.debug=importtime quiet'", "one word"]),
         (["--kernel-arg", ""], ["--kernel-arg ''", "one word"]),
         (["--kernel-arg", 'capos.x="y'], ["no white space or quotes"]),
+        (["--setting", "bogusKey=1"],
+         ["no service reads 'bogusKey'", "known: acmeContact"]),
     ],
     ids=["data-disk-parent-missing", "data-disk-is-dir",
          "data-disk-not-ext4", "data-disk-short", "setting-no-eq",
          "setting-no-key", "setting-space", "kernel-arg-two-words",
-         "kernel-arg-empty", "kernel-arg-quote"],
+         "kernel-arg-empty", "kernel-arg-quote", "setting-unknown"],
 )
 def test_bad_arguments_exit_two(tmp_path: Path, args: list[str],
                                 words: list[str]) -> None:

@@ -113,3 +113,17 @@ def test_good_manifest_boots_and_records_version(signed, tmp_path) -> None:
         s.name for s in order)
     assert len(order) == 9
     assert (tmp_path / "installed-version").read_text().strip() == "5"
+
+
+def test_a_setting_no_service_reads_is_named_not_fatal(signed) -> None:
+    # The boot goes on to its manifest check (here refused, so nothing
+    # starts); the console names the key and the known ones.
+    proc = run_init("--manifest", str(signed["tampered"]),
+                    "--pubkey", str(signed["pub"]),
+                    "--setting", "tlsname=www.capos.test",
+                    "--setting", "tlsName=www.capos.test")
+    assert "capos-init: setting 'tlsname' is read by no service" in (
+        proc.stderr)
+    assert "'tlsName'" not in proc.stderr
+    assert "known: acmeContact, acmeDirectory," in proc.stderr
+    assert "CAPOS-FATAL badSignature:" in proc.stdout
