@@ -333,10 +333,13 @@ def run(args: argparse.Namespace, report: Report) -> Report:
                     for r in records}),
             }
             if args.keep:
-                print(f"run: VM serving https://{NAME}:{vm.port}/ "
-                      f"(curl --resolve {NAME}:{vm.port}:127.0.0.1 "
-                      f"--cacert {root_pem}); Ctrl-C stops it", flush=True)
                 try:
+                    # Inside the try: a Ctrl-C as soon as the line is out
+                    # (while print returns) is the same stop.
+                    print(f"run: VM serving https://{NAME}:{vm.port}/ "
+                          f"(curl --resolve {NAME}:{vm.port}:127.0.0.1 "
+                          f"--cacert {root_pem}); Ctrl-C stops it",
+                          flush=True)
                     while True:
                         time.sleep(3600)
                 except KeyboardInterrupt:

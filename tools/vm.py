@@ -620,9 +620,11 @@ def _boot(args: argparse.Namespace) -> int:
             # The console log QEMU writes is in a temporary directory
             # that goes with the VM; the copy kept under console_dir is
             # made when it stops, and named then.
-            print(f"VM kept running; Ctrl-C stops it and keeps the "
-                  f"console log in {vm.console_dir}", file=sys.stderr)
             try:
+                # Inside the try: a Ctrl-C that comes as soon as the line
+                # is out, while print still returns, stops the VM too.
+                print(f"VM kept running; Ctrl-C stops it and keeps the "
+                      f"console log in {vm.console_dir}", file=sys.stderr)
                 while True:
                     time.sleep(1)
                     vm._check_alive()
