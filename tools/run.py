@@ -89,8 +89,6 @@ def _cached_manifest_usable(out: Path, key: Any) -> bool:
     """Whether the manifest built from the same inputs can be booted
     again: signed by ``key``, readable, and a day or more from expiry.
     A damaged or foreign file is built again, and the run says why."""
-    import datetime as dt
-
     from bootmanifest import sign
     from bootmanifest.errors import ManifestError
 
@@ -252,21 +250,6 @@ def verify_served(port: int, root: Path) -> dict[str, Any]:
     return {"verification": "valid", "leaf": result["leaf"]}
 
 
-class _Entered:
-    """A context manager already entered (its ``__enter__`` ran in a
-    step); leaving it leaves the original."""
-
-    def __init__(self, manager: Any) -> None:
-        self._manager = manager
-        self._value = manager.__enter__()
-
-    def __enter__(self) -> Any:
-        return self._value
-
-    def __exit__(self, *exc: Any) -> Any:
-        return self._manager.__exit__(*exc)
-
-
 def run(args: argparse.Namespace, report: Report) -> Report:
     from tools.pebble import Pebble
     from tools.vm import VM, make_data_disk
@@ -278,10 +261,11 @@ def run(args: argparse.Namespace, report: Report) -> Report:
     manifest, pub = step(report, "manifest",
                          lambda: build_manifest(report))
     image = step(report, "image", lambda: build_image(report, manifest, pub))
-    acme_server = Pebble(logs, nonce_reject=args.nonce_reject)
-    # Entered as a step: pebble that cannot start fails the run by name
-    # (with its log), and a pebble started half-way is stopped.
-    with step(report, "pebble", lambda: _Entered(acme_server)) as peb:
+    with contextlib.ExitStack() as stack:
+        # Started as a step: pebble that cannot start fails the run by
+        # name (with its log), and one started half-way is stopped.
+        peb = step(report, "pebble", lambda: stack.enter_context(
+            Pebble(logs, nonce_reject=args.nonce_reject)))
         root_pem = logs / "pebble-issuance-root.pem"
         port = peb.ports.acme
         settings = {

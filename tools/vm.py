@@ -245,33 +245,37 @@ class VM:
             raise VMError(missing)
         self.console_log.touch()
         try:
-            for attempt in range(PORT_ATTEMPTS):
-                # The port was free a moment ago; another process may
-                # take it before QEMU binds it, and QEMU then exits at
-                # once, having run nothing: take another port.
-                self.port = _free_port()
-                self._t0 = time.monotonic()
-                with open(self._tmp / "qemu.err", "wb") as err:
-                    self._proc = subprocess.Popen(
-                        self.command(), stdin=subprocess.DEVNULL,
-                        stdout=subprocess.DEVNULL, stderr=err,
-                        preexec_fn=die_with_parent)
-                try:
-                    self._loop.run_until_complete(self._connect())
-                    break
-                except VMError as failed:
-                    taken = (f"rule 'tcp:127.0.0.1:{self.port}-:443'"
-                             in str(failed))
-                    if not taken or attempt == PORT_ATTEMPTS - 1:
-                        raise
-                    self._proc.wait()
-                    self._qmp_sock.unlink(missing_ok=True)
+            self._launch()
             self.ready_line = self.wait_for(self.ready, self.timeout)
             self.boot_seconds = time.monotonic() - self._t0
         except BaseException:
             self.stop(failed=True)
             raise
         return self
+
+    def _launch(self) -> None:
+        """Start QEMU and connect to its QMP socket. The forwarded port
+        was free a moment ago; another process may take it before QEMU
+        binds it, and QEMU then exits at once, having run nothing: it
+        is started again on another port."""
+        for attempt in range(PORT_ATTEMPTS):
+            self.port = _free_port()
+            self._t0 = time.monotonic()
+            with open(self._tmp / "qemu.err", "wb") as err:
+                self._proc = subprocess.Popen(
+                    self.command(), stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL, stderr=err,
+                    preexec_fn=die_with_parent)
+            try:
+                self._loop.run_until_complete(self._connect())
+                return
+            except VMError as failed:
+                taken = (f"rule 'tcp:127.0.0.1:{self.port}-:443'"
+                         in str(failed))
+                if not taken or attempt == PORT_ATTEMPTS - 1:
+                    raise
+                self._proc.wait()
+                self._qmp_sock.unlink(missing_ok=True)
 
     async def _connect(self) -> None:
         deadline = time.monotonic() + 10

@@ -217,9 +217,11 @@ class Gateway:
         self.alpn = AlpnSlot(self.name, ctx.clock)
         self.account: Any = None
         self.tasks: list[asyncio.Task[None]] = []
-        #: The leaf's SHA-256 in service since the start, when a stored
-        #: chain was served again (:meth:`serve_stored`).
+        #: The leaf's SHA-256 in service since a stored chain was served
+        #: again (:meth:`serve_stored`).
         self.serving: str | None = None
+        #: Whether :meth:`serve_stored` has had the store's answer.
+        self.store_read = False
         # Resolved now, inside build: the grants arrive in the params of
         # init's ``start`` call, and a capability read from them after
         # that call returned is not reliable (seen in the VM as a
@@ -264,21 +266,26 @@ class Gateway:
                              from_epoch(info.endEpochSeconds))
 
     async def serve_stored(self) -> None:
-        """In the gateway's start: a chain the store kept from an earlier
-        boot, for this key and name and not expired, is served at once,
-        so the gateway answers TLS when the system says it is ready; its
-        renewal is scheduled once the system is up (:meth:`run`). Any
-        other case is left to :meth:`run`: a refused chain is reported
-        there, and a store that does not answer now is asked again."""
-        try:
-            stored = await self._stored(self.store)
-        except Exception as err:
-            log.info("stored chain not read at start: %s", parse_remote(err))
+        """A chain the store kept from an earlier boot, for this key and
+        name and not expired, is served at once (audit ``reuse``, then
+        ``rotate`` as it goes into service); a refused one is audited
+        ``reuse refused`` and left for an issuance. Called in the
+        gateway's start, so after a reboot the gateway answers TLS when
+        the system says it is ready, and again from :meth:`run` only if
+        the store did not answer then (``self.store_read``).
+
+        :raises: the store's error, if it does not answer.
+        """
+        stored = await self._stored(self.store)
+        self.store_read = True
+        why = reuse_refusal(stored, self.tls_key.public_key(), self.name,
+                            self.ctx.clock.now())
+        if why is not None:
+            if stored is not None:
+                self._emit("reuse", "refused", (HANDLE,), "policyViolation",
+                           why)
             return
-        if stored is None or reuse_refusal(
-                stored, self.tls_key.public_key(), self.name,
-                self.ctx.clock.now()) is not None:
-            return
+        assert stored is not None
         self.tls.context = tls_context(self.tls_key, stored, self.alpn)
         fp = _fp(stored[0])
         self.serving = fp
@@ -317,22 +324,11 @@ class Gateway:
         binding = Binding(PrivateKeyImpl(self.tls_key),
                           Http01SolverImpl(self.table))
         try:
+            if not self.store_read:
+                await self.serve_stored()
             reused = self.serving is not None
-            stored = None if reused else await self._stored(store)
-            why = None if reused else reuse_refusal(
-                stored, self.tls_key.public_key(), self.name,
-                self.ctx.clock.now())
-            if reused:
-                source = "source=store"
-            elif why is None and stored is not None:
-                reused = True
-                self._emit("reuse", "ok", (HANDLE, _fp(stored[0])),
-                           detail=f"key {self.key_source}")
-                source = "source=store"
-            else:
-                if stored is not None:
-                    self._emit("reuse", "refused", (HANDLE,),
-                               "policyViolation", why or "")
+            source = "source=store"
+            if not reused:
                 await self._register(acme)
                 chain = (await acme.order(
                     account=self.account,
@@ -426,7 +422,10 @@ def _report(task: asyncio.Task[None]) -> None:
 async def build(ctx: ServiceContext) -> dict[str, Any]:
     gw = Gateway(ctx)
     gw.tls.start()
-    await gw.serve_stored()
+    try:
+        await gw.serve_stored()
+    except Exception as err:  # asked again once the system is ready
+        log.info("stored chain not read at start: %s", parse_remote(err))
     loop = asyncio.get_running_loop()
     gw.tasks.append(loop.create_task(serve_http01(ctx.listeners[80],
                                                   gw.table)))

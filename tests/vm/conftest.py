@@ -14,11 +14,13 @@ repository stays a reviewed change.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -96,3 +98,15 @@ def image_dir() -> Path:
     out = REPO / "build/image"
     build_for_tests(out, manifest=manifest, pubkey=pub)
     return out
+
+
+@contextlib.contextmanager
+def reaped(proc: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    """A command under test, killed and waited for on the way out if it
+    still runs: a failed assertion must not leave its QEMU behind."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

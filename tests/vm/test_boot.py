@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.vm.conftest import reaped
 from tools.vm import GUEST_MB, VM
 
 pytestmark = pytest.mark.vm
@@ -132,21 +133,17 @@ def test_boot_keep_names_the_kept_console_log(image_dir: Path) -> None:
 
     from tools.vm import LOGS
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tools.vm", "boot", "--image",
-         str(image_dir), "--guest", "smoke", "--keep"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    try:
+    with reaped(subprocess.Popen(
+            [sys.executable, "-m", "tools.vm", "boot", "--image",
+             str(image_dir), "--guest", "smoke", "--keep"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)) as proc:
+        assert proc.stderr is not None
         said = proc.stderr.readline()
         assert said == ("VM kept running; Ctrl-C stops it and keeps the "
                         f"console log in {LOGS}\n"), said
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 0, err
     assert "ready in " in out
     last = err.strip().splitlines()[-1]

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from tests.vm.conftest import reaped
 from tools import run
 
 pytestmark = pytest.mark.vm
@@ -42,13 +43,12 @@ def test_keep_serves_until_interrupted_then_tears_down() -> None:
     import subprocess
     import sys
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tools.run", "--keep"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        cwd=run.REPO)
-    assert proc.stdout is not None
     seen = []
-    try:
+    with reaped(subprocess.Popen(
+            [sys.executable, "-m", "tools.run", "--keep"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cwd=run.REPO)) as proc:
+        assert proc.stdout is not None
         for line in proc.stdout:
             seen.append(line)
             if "VM serving" in line:
@@ -66,10 +66,6 @@ def test_keep_serves_until_interrupted_then_tears_down() -> None:
         assert curl.stdout == "200", curl.stderr
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 0, rest[-2000:]
     assert "result          ok" in rest
     # Nothing left listening on the forwarded port: QEMU is gone.
@@ -105,11 +101,10 @@ def test_sigterm_during_boot_stops_everything_and_names_the_step() -> None:
     import sys
     import time
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tools.run"], stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, cwd=run.REPO)
-    assert proc.stdout is not None
-    try:
+    with reaped(subprocess.Popen(
+            [sys.executable, "-m", "tools.run"], stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, cwd=run.REPO)) as proc:
+        assert proc.stdout is not None
         for line in proc.stdout:
             if "run:   guest" in line:  # QEMU is up, the guest booting
                 break
@@ -118,10 +113,6 @@ def test_sigterm_during_boot_stops_everything_and_names_the_step() -> None:
         assert any(n.startswith("pebble") for n in kids.values()), kids
         proc.send_signal(signal.SIGTERM)
         rest, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 130, rest[-2000:]
     assert "interrupted during step boot" in rest
     assert "FAILED at boot" in rest
